@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/sample.h"
 #include "query/series_source.h"
 
@@ -24,6 +25,11 @@ struct EngineOptions {
   int64_t max_samples = 50'000'000;
   // Most points a range query may return per series.
   int64_t max_points_per_series = 11'000;
+  // Step of subqueries written without one (`x[1h:]`), as Prometheus'
+  // global evaluation_interval.
+  absl::Duration default_evaluation_interval = absl::Minutes(1);
+  // Reads time for the timeout; RealClock::Get() when null. Not owned.
+  const Clock* clock = nullptr;
 };
 
 enum class ValueType { kScalar, kString, kVector, kMatrix };
