@@ -46,6 +46,11 @@ struct Options {
   // fsync before Append returns (group-committed). Off only in benchmarks that say so.
   bool sync = true;
   Clock* clock = RealClock::Get();
+  // The write-ahead log (under dir/wal) is cut into segments of about this size.
+  uint64_t wal_segment_bytes = 64ull << 20;
+  // Past this much WAL, heads that pin the oldest segment are sealed early
+  // (partial chunks) so the segment can be deleted.
+  uint64_t wal_max_bytes = 512ull << 20;
 };
 
 // The shard of a series: its labels' hash mapped onto [0, num_shards).
@@ -80,6 +85,12 @@ struct Stats {
   int64_t bytes_on_disk = 0;  // RocksDB SST + WAL files
   int64_t partitions = 0;
   absl::Duration recovery_time;  // how long Open took to replay the head
+  int64_t wal_bytes = 0;          // bytes in the write-ahead log
+  int64_t chunks_sealed_total = 0;
+  int64_t out_of_order_total = 0;  // samples accepted out of order
+  int64_t duplicates_total = 0;
+  int64_t rejected_total = 0;
+  int64_t memory_bytes = 0;  // estimated heap of series, heads and index
 };
 
 class TSDB : public query::SeriesSource {

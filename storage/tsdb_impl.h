@@ -1,0 +1,187 @@
+// storage/tsdb_impl.h
+//
+// Internals of TSDB shared by tsdb.cc (open, recovery, append, sealing) and
+// tsdb_read.cc (queries, shards, retention, flush). Not part of the API.
+#ifndef VIGIL_STORAGE_TSDB_IMPL_H_
+#define VIGIL_STORAGE_TSDB_IMPL_H_
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "storage/chunk.h"
+#include "storage/index.h"
+#include "storage/keys.h"
+#include "storage/tsdb.h"
+#include "storage/wal.h"
+
+namespace vigil::storage {
+
+// RocksDB status -> absl::Status (kDataLoss for corruption).
+inline absl::Status FromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  if (s.IsCorruption()) return absl::DataLossError(s.ToString());
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(s.ToString());
+  return absl::InternalError(s.ToString());
+}
+
+inline constexpr int64_t kNoTimestamp = std::numeric_limits<int64_t>::min();
+
+// One series in memory: identity, its open head and where its head begins in the WAL.
+struct MemSeries {
+  SeriesId id = 0;
+  uint32_t shard = 0;
+  uint64_t hash = 0;
+  std::string canonical;  // Labels::Canonical() encoding
+
+  // Newest timestamp stored for the series (head or sealed) and the bits of its value.
+  int64_t max_t = kNoTimestamp;
+  uint64_t last_v_bits = 0;
+
+  // In-order samples since the last seal, all in partition head_partition.
+  ChunkEncoder head;
+  int64_t head_partition = 0;
+  // Out-of-order samples since the last seal, sorted by t; null when none.
+  std::unique_ptr<std::vector<Sample>> ooo;
+  // LSN of the oldest WAL record with a sample in head or ooo; 0 when both are empty.
+  uint64_t head_first_lsn = 0;
+  // Position of the last sample applied: the record's LSN and the sample's
+  // 1-based index among that record's samples of this series. Sealing stores it
+  // as the series' seal mark: WAL replay skips samples at or before the mark.
+  uint64_t applied_lsn = 0;
+  uint32_t applied_idx = 0;
+
+  bool has_head() const { return !head.empty() || ooo != nullptr; }
+};
+
+// What became of one sample.
+enum class SampleOutcome { kAppended, kDuplicate, kRejected };
+
+class TSDB::Impl {
+ public:
+  explicit Impl(const Options& opts);
+  ~Impl();
+
+  absl::Status Open();
+  absl::StatusOr<AppendResult> Append(const std::vector<SeriesAppend>& batch);
+
+  absl::StatusOr<query::SelectResult> Select(const query::SelectHints& hints,
+                                             const std::vector<LabelMatcher>& matchers);
+  absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>& matchers);
+  absl::StatusOr<std::vector<std::string>> LabelValues(absl::string_view name,
+                                                       const std::vector<LabelMatcher>& matchers);
+  std::vector<uint32_t> ListShards();
+  absl::Status ExportShard(uint32_t shard, int64_t mint, int64_t maxt,
+                           const std::function<absl::Status(std::vector<Series>)>& fn);
+  absl::Status DropShard(uint32_t shard);
+  absl::StatusOr<uint64_t> ShardDigest(uint32_t shard, int64_t mint, int64_t maxt);
+  absl::StatusOr<int> ApplyRetention();
+  absl::Status Flush();
+  Stats GetStats();
+
+ private:
+  // A series' seal mark loaded from RocksDB, used only during recovery.
+  struct SealMark {
+    uint64_t lsn = 0;
+    uint32_t idx = 0;
+  };
+  // What a query needs of one series, copied out under mu_.
+  struct SeriesSnapshot {
+    SeriesId id;
+    uint32_t shard;
+    std::string canonical;
+    std::vector<Sample> head;  // head and ooo samples in range, unsorted
+  };
+
+  // --- Recovery (tsdb.cc) ---
+  absl::Status LoadIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ReplayRecord(uint64_t lsn, absl::string_view payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // --- Series (tsdb.cc) ---
+  MemSeries* FindSeries(uint64_t hash, absl::string_view canonical) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a series to memory; with `persist`, also queues its 'S' and 'P' keys.
+  MemSeries* AddSeries(SeriesId id, uint64_t hash, absl::string_view canonical, bool persist)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // --- Append path (tsdb.cc) ---
+  SampleOutcome ApplySample(MemSeries* s, int64_t t, double v, uint64_t lsn, int64_t now,
+                            bool replay, std::string* error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Position bookkeeping for the WAL (see MemSeries::applied_*).
+  void AdvancePosition(MemSeries* s, uint64_t lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The stored value bits at exactly `t`, looking in head, ooo and sealed chunks.
+  absl::StatusOr<std::optional<uint64_t>> FindStored(MemSeries* s, int64_t t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the head and ooo samples into chunks queued in batch_.
+  void Seal(MemSeries* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees WAL segments no head depends on, force-sealing heads that pin segments
+  // once the WAL passes its size budget.
+  absl::Status MaybeTruncateWal() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Seals every head, flushes RocksDB and deletes every WAL segment.
+  absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // --- Reads (tsdb_read.cc) ---
+  std::vector<SeriesSnapshot> SnapshotSeries(const std::vector<SeriesId>& ids, int64_t mint,
+                                             int64_t maxt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completes the snapshots with their sealed samples in [mint, maxt] into
+  // Series, sorted by time with unique timestamps; drops series without samples.
+  absl::StatusOr<std::vector<Series>> ReadSeries(std::vector<SeriesSnapshot> snaps,
+                                                 const std::vector<int64_t>& partitions,
+                                                 int64_t mint, int64_t maxt);
+  // Sealed samples of one series in one partition within [mint, maxt], appended to `out`.
+  absl::Status ReadSealed(rocksdb::Iterator* it, int64_t partition, uint32_t shard, SeriesId id,
+                          int64_t mint, int64_t maxt, std::vector<Sample>* out);
+  // Partitions with sealed chunks that [mint, maxt] overlaps.
+  std::vector<int64_t> PartitionsIn(int64_t mint, int64_t maxt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // First timestamp not dropped by retention.
+  int64_t MinKeptTime() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<SeriesId> ShardSeriesLocked(uint32_t shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t Partition(int64_t t) const;
+
+  // Constant after construction / Open.
+  const Options opts_;
+  const int64_t partition_ms_;
+  const int64_t ooo_window_ms_;
+  const int64_t max_future_ms_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<Wal> wal_;
+  absl::Duration recovery_time_;
+  absl::flat_hash_map<SeriesId, SealMark> seal_marks_;  // only during Open
+
+  absl::Mutex mu_;
+  // Series by labels hash; a series whose hash collides with another lives in
+  // collisions_ keyed by its canonical labels instead.
+  absl::flat_hash_map<uint64_t, MemSeries*> by_hash_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, MemSeries*> collisions_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<MemSeries>> series_ ABSL_GUARDED_BY(mu_);  // by id; null = none
+  int64_t num_series_ ABSL_GUARDED_BY(mu_) = 0;
+  PostingsIndex index_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, int64_t> shard_series_ ABSL_GUARDED_BY(mu_);  // series per shard
+  std::set<int64_t> partitions_ ABSL_GUARDED_BY(mu_);  // partitions holding sealed chunks
+  // Partitions below this were dropped by retention; their samples are rejected.
+  int64_t min_partition_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<int64_t>::min();
+  uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
+  SeriesId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t samples_appended_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t chunks_sealed_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t out_of_order_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t duplicates_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t rejected_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int last_closed_segments_ ABSL_GUARDED_BY(mu_) = 0;  // WAL segments seen by MaybeTruncateWal
+  rocksdb::WriteBatch batch_ ABSL_GUARDED_BY(mu_);  // RocksDB writes of the current operation
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);  // set after a WAL failure: appends then fail
+};
+
+}  // namespace vigil::storage
+
+#endif  // VIGIL_STORAGE_TSDB_IMPL_H_
