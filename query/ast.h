@@ -46,7 +46,8 @@ struct VectorMatching {
 struct FunctionInfo {
   std::string name;
   std::vector<ValueType> arg_types;
-  // 0: exactly arg_types; n > 0: the last n may be omitted; -1: the last repeats.
+  // 0: exactly arg_types; n > 0: the last n may be omitted; -1: the last may be
+  // omitted or repeated.
   int variadic = 0;
   ValueType return_type = ValueType::kVector;
 };

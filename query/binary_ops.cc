@@ -18,8 +18,12 @@ bool IsComparisonOp(Tok op) {
          op == Tok::kGtr || op == Tok::kGte;
 }
 
-// Arithmetic drops the metric name; comparisons (without bool) keep it.
-bool DropsName(Tok op) { return !IsComparisonOp(op); }
+// Arithmetic drops the metric name; comparisons (without bool) and, in 2.42,
+// atan2 keep it.
+bool DropsName(Tok op) {
+  return op == Tok::kAdd || op == Tok::kSub || op == Tok::kMul || op == Tok::kDiv ||
+         op == Tok::kPow || op == Tok::kMod;
+}
 
 // The value of `l op r` and whether a comparison holds (always true for arithmetic).
 std::pair<double, bool> ElemBinop(Tok op, double l, double r) {

@@ -15,6 +15,18 @@ Labels DropMetricName(const Labels& l) {
   return out;
 }
 
+absl::Status CheckUniqueLabels(const Matrix& m) {
+  std::vector<const Labels*> ls;
+  for (const Series& s : m) ls.push_back(&s.labels);
+  std::sort(ls.begin(), ls.end(), [](const Labels* a, const Labels* b) { return *a < *b; });
+  for (size_t i = 1; i < ls.size(); ++i) {
+    if (*ls[i] == *ls[i - 1]) {
+      return absl::FailedPreconditionError("vector cannot contain metrics with the same labelset");
+    }
+  }
+  return absl::OkStatus();
+}
+
 const Expr& Unwrap(const Expr& e) {
   const Expr* p = &e;
   while (p->kind == ExprKind::kParen) p = p->args[0].get();
@@ -193,16 +205,7 @@ absl::StatusOr<Value> Evaluator::EvalUnary(const Expr& e) {
     for (Sample& p : s.samples) p.v = -p.v;
     if (v.type == ValueType::kVector) s.labels = DropMetricName(s.labels);
   }
-  if (v.type == ValueType::kVector) {
-    std::vector<const Labels*> ls;
-    for (const Series& s : v.matrix) ls.push_back(&s.labels);
-    std::sort(ls.begin(), ls.end(), [](const Labels* a, const Labels* b) { return *a < *b; });
-    for (size_t i = 1; i < ls.size(); ++i) {
-      if (*ls[i] == *ls[i - 1]) {
-        return absl::FailedPreconditionError("vector cannot contain metrics with the same labelset");
-      }
-    }
-  }
+  if (v.type == ValueType::kVector) RETURN_IF_ERROR(CheckUniqueLabels(v.matrix));
   return v;
 }
 

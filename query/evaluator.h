@@ -95,6 +95,9 @@ class Evaluator {
   int64_t start_, end_, interval_;
 };
 
+// kFailedPrecondition if two series of `m` have equal labels.
+absl::Status CheckUniqueLabels(const Matrix& m);
+
 // Removes parentheses around `e`.
 const Expr& Unwrap(const Expr& e);
 

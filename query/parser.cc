@@ -534,8 +534,8 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseCall(const Token& name) {
     return Error(name, absl::StrCat("expected at least ", want - f->variadic,
                                     " argument(s) in call to ", quote, ", got ", n));
   }
-  if (f->variadic < 0 && n < want) {
-    return Error(name, absl::StrCat("expected at least ", want, " argument(s) in call to ", quote,
+  if (f->variadic < 0 && n < want - 1) {
+    return Error(name, absl::StrCat("expected at least ", want - 1, " argument(s) in call to ", quote,
                                     ", got ", n));
   }
   for (int i = 0; i < n; ++i) {
