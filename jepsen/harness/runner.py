@@ -1,0 +1,414 @@
+"""One run: namespaces up, nodes up, clients + nemesis, heal, settle, check, report.
+
+Exit codes: 0 valid; 1 a checker found a violation (or could not prove
+validity); 2 usage; 3 unsupported (a nemesis this build cannot run, or a
+workload with --require-supported); 4 the harness itself failed (setup).
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from checkers import raft as raft_checker
+from harness import history as history_mod
+from harness import nemesis as nemesis_mod
+from harness import net as net_mod
+from harness import nodes as nodes_mod
+from harness import report, wire, workloads
+
+JEPSEN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(JEPSEN_DIR)
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_ERROR = 0, 1, 2, 3, 4
+RAFT_PATH = "/debug/raft"
+STATUS_PATH = "/api/v1/status/cluster"
+
+
+def find_binary(explicit, name, sub):
+    if explicit:
+        return explicit
+    for build in ("build-jepsen", "build"):
+        path = os.path.join(REPO, build, sub, name)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="jepsen/run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", choices=sorted(workloads.WORKLOADS), default="samples")
+    p.add_argument("--nemesis", choices=nemesis_mod.ALL_NEMESES, default="none")
+    p.add_argument("--nodes", type=int, default=3, help="1 to 5")
+    p.add_argument("--time", type=float, default=60, help="seconds of load and faults")
+    p.add_argument("--seed", type=int, default=None, help="the nemesis schedule's seed")
+    p.add_argument("--vigild", help="default: build-jepsen/ then build/ server/vigild")
+    p.add_argument("--vigilctl", help="default: build-jepsen/ then build/ tools/vigilctl")
+    p.add_argument("--vigild-arg", action="append", default=[], dest="vigild_args",
+                   help="extra flag for every vigild (repeatable)")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--batch", type=int, default=5, help="max samples per write")
+    p.add_argument("--op-interval", type=float, default=0.01, help="pause after an ok op")
+    p.add_argument("--retry-interval", type=float, default=0.1, help="pause after a failed op")
+    p.add_argument("--max-ops-per-client", type=int, default=100000)
+    p.add_argument("--op-timeout", type=float, default=5.0)
+    p.add_argument("--quiet-min", type=float, default=2.0)
+    p.add_argument("--quiet-max", type=float, default=5.0)
+    p.add_argument("--fault-min", type=float, default=3.0)
+    p.add_argument("--fault-max", type=float, default=8.0)
+    p.add_argument("--settle", type=float, default=5.0, help="seconds between healing and reads")
+    p.add_argument("--ready-timeout", type=float, default=60.0)
+    p.add_argument("--read-timeout", type=float, default=60.0)
+    p.add_argument("--check-timeout", type=float, default=120.0)
+    p.add_argument("--faketime", action="store_true",
+                   help="run nodes under libfaketime even without a clock nemesis")
+    p.add_argument("--require-supported", action="store_true",
+                   help="exit 3 when the workload is not supported by this vigild")
+    p.add_argument("--store", default=os.path.join(JEPSEN_DIR, "store"))
+    p.add_argument("--keep-data", action="store_true", help="keep the nodes' data dirs")
+    p.add_argument("--cleanup", action="store_true",
+                   help="remove leftovers of dead runs (namespaces, links, processes) and exit")
+    args = p.parse_args(argv)
+    if not args.cleanup and not 1 <= args.nodes <= 5:
+        p.error("--nodes must be 1 to 5")
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 1 << 31)
+    return args
+
+
+def cleanup():
+    """Removes what dead runs left: processes (by pid file), namespaces, links."""
+    live = set()
+    root = nodes_mod.STATE_ROOT
+    for tag in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        state = os.path.join(root, tag)
+        if _owner_alive(state):
+            live.add(tag)
+            print("cleanup: run %s is live (harness pid running); left alone" % tag)
+            continue
+        for pid in nodes_mod.kill_recorded(state):
+            print("cleanup: killed pid %d of run %s" % (pid, tag))
+        shutil.rmtree(state, ignore_errors=True)
+    netns, links = net_mod.remove_leftovers(live)
+    for name in netns + links:
+        print("cleanup: removed %s" % name)
+    print("cleanup: done")
+    return EXIT_VALID
+
+
+def _owner_alive(state):
+    try:
+        with open(os.path.join(state, "owner")) as f:
+            pid, start = f.read().split()
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().split(")")[1].split()[19] == start
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _proc_start_time(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().split(")")[1].split()[19]
+
+
+class Run:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.tag = net_mod.new_tag()
+        self.stopping = threading.Event()
+        self.errors = []
+        self.notes = []
+        self.nodes = {}
+        self.net = None
+        self.history = None
+        self.faketime = None
+        self.peers_flag = ""
+        self.clustered = False
+        self.raft_obs = []
+        self.raft_supported = None
+        self.nemesis = None
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.name = "%s-%s-%s-n%d-s%d-%s" % (stamp, cfg.workload, cfg.nemesis, cfg.nodes,
+                                             cfg.seed, self.tag)
+        self.out_dir = os.path.join(cfg.store, self.name)
+        self.state_dir = os.path.join(nodes_mod.STATE_ROOT, self.tag)
+
+    def now(self):
+        return self.history.now() if self.history else 0.0
+
+    # --- setup ----------------------------------------------------------------
+
+    def setup(self):
+        cfg = self.cfg
+        os.makedirs(self.out_dir)
+        os.makedirs(os.path.join(self.state_dir, "pids"))
+        with open(os.path.join(self.state_dir, "owner"), "w") as f:
+            f.write("%d %s\n" % (os.getpid(), _proc_start_time(os.getpid())))
+        self.history = history_mod.History(os.path.join(self.out_dir, "history.jsonl"))
+        # A private copy: a rebuild during the run must not change what restarts.
+        binary = os.path.join(self.state_dir, "bin", "vigild")
+        os.makedirs(os.path.dirname(binary))
+        shutil.copy2(cfg.vigild, binary)
+        cfg.vigild = binary
+        wire.load_protos(os.path.join(self.state_dir, "gen"))
+        helptext = subprocess.run([binary, "--helpfull"], capture_output=True, text=True,
+                                  timeout=30).stdout
+        if cfg.faketime or cfg.nemesis in nemesis_mod.CLOCKS or cfg.nemesis == "all":
+            self.faketime = nodes_mod.faketime_lib()
+            if self.faketime is None and cfg.nemesis != "all":
+                raise nemesis_mod.Unsupported("libfaketime is not installed")
+        self.nemesis = nemesis_mod.make(self, cfg.nemesis, cfg.seed)  # Unsupported early
+        rng = random.Random(cfg.seed)
+        self.net = net_mod.Network(self.tag, net_mod.choose_subnet(rng), cfg.nodes)
+        self.net.create()
+        if cfg.nodes > 1:
+            if "-peers" in helptext:
+                self.clustered = True
+                self.peers_flag = ",".join("%d=%s:%d" % (i, ip, nodes_mod.GRPC_PORT)
+                                           for i, ip in sorted(self.net.ips.items()))
+            else:
+                self.notes.append("vigild has no --peers flag: %d independent nodes; the samples "
+                                  "checker holds each node to what it acknowledged itself"
+                                  % cfg.nodes)
+        self.history.add(type="info", process="harness", f="network",
+                         value={"tag": self.tag, "subnet": str(self.net.subnet),
+                                "nodes": self.net.ips, "bridge": self.net.bridge})
+        for i in range(1, cfg.nodes + 1):
+            self.nodes[i] = nodes_mod.Node(self, i)
+        for node in self.nodes.values():
+            node.start()
+        for node in self.nodes.values():
+            if not node.wait_ready(cfg.ready_timeout):
+                hint = " (under libfaketime: it may interfere)" if self.faketime else ""
+                raise RuntimeError("node %d did not become ready in %.0fs%s; see %s"
+                                   % (node.id, cfg.ready_timeout, hint, node.log_path))
+
+    # --- helpers the nemeses use ---------------------------------------------------
+
+    def find_leader(self):
+        for node in self.nodes.values():
+            if not node.alive() or node.paused:
+                continue
+            doc = nodes_mod.http_get_json(node.ip, node.http_port, STATUS_PATH)
+            if isinstance(doc, dict):
+                leader = doc.get("leader_id", doc.get("leader"))
+                if isinstance(leader, dict):
+                    leader = leader.get("id")
+                try:
+                    if int(leader) in self.nodes:
+                        return int(leader)
+                except (TypeError, ValueError):
+                    pass
+        return None
+
+    def membership_unsupported(self):
+        ctl = find_binary(self.cfg.vigilctl, "vigilctl", "tools")
+        if ctl is None:
+            return "membership: no vigilctl binary found (build tools/vigilctl)"
+        res = subprocess.run([ctl, "cluster"], capture_output=True, text=True, timeout=30)
+        text = res.stdout + res.stderr
+        if "add-node" not in text or "remove-node" not in text:
+            return ("membership: not available until cluster lands: vigilctl has no "
+                    "`cluster add-node` / `remove-node` command")
+        return ("membership: vigilctl has cluster commands, but the harness's membership "
+                "nemesis is not wired to them yet")
+
+    # --- Raft observation -------------------------------------------------------
+
+    def raft_poller(self):
+        misses = 0
+        while not self.stopping.wait(0.5):
+            answered = False
+            for node in list(self.nodes.values()):
+                if not node.alive() or node.paused:
+                    continue
+                doc = nodes_mod.http_get_json(node.ip, node.http_port, RAFT_PATH, timeout=1.0)
+                if isinstance(doc, dict):
+                    answered = True
+                    doc["node"] = node.id
+                    doc["time"] = round(self.now(), 6)
+                    self.raft_obs.append(doc)
+            if answered:
+                self.raft_supported = True
+            elif self.raft_supported is None:
+                misses += 1
+                if misses >= 10:
+                    self.raft_supported = False
+                    return
+
+    # --- the run ------------------------------------------------------------------
+
+    def execute(self):
+        cfg = self.cfg
+        workload = workloads.WORKLOADS[cfg.workload](self)
+        nemesis = self.nemesis
+        try:
+            workload.setup()
+        except workloads.Unsupported as e:
+            return self.finish({"workload": {"valid": "unsupported", "reason": str(e)}},
+                               nemesis, unsupported=True)
+        poller = threading.Thread(target=self.raft_poller, daemon=True, name="raft")
+        poller.start()
+        end = self.now() + cfg.time
+        clients = [threading.Thread(target=self._client, args=(workload, p, end), daemon=True,
+                                    name="client-%d" % p) for p in range(cfg.clients)]
+        for t in clients:
+            t.start()
+        nemesis.start(end)
+        while self.now() < end and not self.stopping.is_set():
+            time.sleep(0.2)
+        nemesis.stop()
+        for t in clients:
+            t.join(timeout=cfg.op_timeout * 3 + 10)
+        self.history.add(type="info", process="harness", f="healed",
+                         value={"settle_s": cfg.settle})
+        for node in self.nodes.values():
+            if not node.alive():
+                self.errors.append("node %d is not running after healing" % node.id)
+        time.sleep(cfg.settle)
+        checks = {}
+        checks[cfg.workload] = workload.check()
+        workload.close()
+        self.stopping.set()
+        poller.join(timeout=10)
+        if self.raft_supported:
+            checks["raft"] = raft_checker.check(self.raft_obs)
+        else:
+            checks["raft"] = {"valid": "skipped",
+                              "reason": "no node answered GET %s" % RAFT_PATH}
+        return self.finish(checks, nemesis)
+
+    def _client(self, workload, p, end):
+        try:
+            workload.client_loop(p, end)
+        except Exception as e:
+            self.errors.append("client %d: %r" % (p, e))
+
+    def finish(self, checks, nemesis, unsupported=False):
+        cfg = self.cfg
+        verdicts = [c.get("valid") for c in checks.values()
+                    if c.get("valid") not in ("skipped", "unsupported")]
+        valid = (all(v is True for v in verdicts) and bool(verdicts) and not self.errors)
+        if unsupported:
+            valid = "unsupported"
+        ops = sum(1 for e in self.history.events if e["type"] == "invoke")
+        results = {"run": self.name, "valid": valid, "command": " ".join(sys.argv),
+                   "workload": cfg.workload, "nemesis": cfg.nemesis, "nodes": cfg.nodes,
+                   "seed": cfg.seed, "time_s": cfg.time, "tag": self.tag,
+                   "subnet": str(self.net.subnet), "clustered": self.clustered,
+                   "faketime": bool(self.faketime), "client_ops": ops,
+                   "fault_windows": [[round(a, 3), None if b is None else round(b, 3), n]
+                                     for a, b, n in nemesis.windows],
+                   "nemesis_skipped": nemesis.skipped, "notes": self.notes,
+                   "errors": self.errors, "checkers": checks}
+        self.history.close()
+        err = report.timeline(self.history.events, nemesis.windows,
+                              os.path.join(self.out_dir, "timeline.png"),
+                              "%s  valid=%s" % (self.name, valid))
+        if err:
+            results["timeline_error"] = err
+        with open(os.path.join(self.out_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+            f.write("\n")
+        report.index_html(self.out_dir, results)
+        if self.raft_obs:
+            with open(os.path.join(self.out_dir, "raft.jsonl"), "w") as f:
+                for ob in self.raft_obs:
+                    f.write(json.dumps(ob, sort_keys=True) + "\n")
+        return results
+
+    # --- teardown -------------------------------------------------------------------
+
+    def teardown(self):
+        self.stopping.set()
+        for node in self.nodes.values():
+            try:
+                node.stop()
+            except Exception as e:  # keep going: the rest must still go
+                print("teardown: node %d: %r" % (node.id, e), file=sys.stderr)
+        nodes_mod.kill_recorded(self.state_dir)
+        if self.net is not None:
+            self.net.destroy()
+        if self.cfg.keep_data:
+            print("data kept in %s" % self.state_dir)
+            os.remove(os.path.join(self.state_dir, "owner"))
+        else:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def main(argv):
+    cfg = parse_args(argv)
+    if os.geteuid() != 0:
+        print("jepsen/run needs root (network namespaces, iptables)", file=sys.stderr)
+        return EXIT_USAGE
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "grpc_proxy",
+                "all_proxy", "ALL_PROXY"):
+        os.environ.pop(var, None)  # clients talk to the bridge directly, never via a proxy
+    if cfg.cleanup:
+        return cleanup()
+    cfg.vigild = find_binary(cfg.vigild, "vigild", "server")
+    if not cfg.vigild or not os.access(cfg.vigild, os.X_OK):
+        print("no vigild binary (build it, or pass --vigild PATH)", file=sys.stderr)
+        return EXIT_USAGE
+    cfg.vigild = os.path.abspath(cfg.vigild)
+    run = Run(cfg)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+    print("run %s -> %s" % (run.tag, run.out_dir))
+    results = None
+    try:
+        try:
+            run.setup()
+            results = run.execute()
+        except nemesis_mod.Unsupported as e:
+            print("unsupported: %s" % e, file=sys.stderr)
+            _write_error(run, "unsupported", str(e))
+            return EXIT_UNSUPPORTED
+        except KeyboardInterrupt:
+            print("interrupted: tearing down", file=sys.stderr)
+            _write_error(run, "interrupted", "interrupted")
+            return EXIT_ERROR
+        except Exception as e:
+            print("harness error: %r" % (e,), file=sys.stderr)
+            _write_error(run, "error", repr(e))
+            return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # teardown must finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        run.teardown()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _print_summary(results, run.out_dir)
+    if results["valid"] == "unsupported":
+        return EXIT_UNSUPPORTED if cfg.require_supported else EXIT_VALID
+    return EXIT_VALID if results["valid"] is True else EXIT_INVALID
+
+
+def _write_error(run, valid, reason):
+    if not os.path.isdir(run.out_dir):
+        return
+    with open(os.path.join(run.out_dir, "results.json"), "w") as f:
+        json.dump({"run": run.name, "valid": valid, "error": reason,
+                   "errors": run.errors, "command": " ".join(sys.argv)}, f, indent=2)
+        f.write("\n")
+
+
+def _print_summary(results, out_dir):
+    print("valid: %s" % results["valid"])
+    for name, res in results["checkers"].items():
+        counts = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool))}
+        print("  %-9s %s" % (name, json.dumps(counts, sort_keys=True)))
+    for note in results["notes"]:
+        print("  note: %s" % note)
+    for err in results["errors"]:
+        print("  error: %s" % err)
+    print("results: %s" % os.path.join(out_dir, "index.html"))

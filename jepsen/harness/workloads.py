@@ -1,0 +1,253 @@
+"""Workloads: client threads that write and read, and the final reads.
+
+samples   clients write unique samples (gRPC Ingest.Write and remote-write, to
+          random nodes); after healing and settling, every node is read back
+          (Query.Select raw samples; HTTP range-vector query as a fallback).
+register  read / write / compare-and-set on registers kept in the Raft state
+          machine, through the admin HTTP API below; "unsupported" until a
+          vigild serves it:
+            GET  /api/v1/admin/registers/KEY      200 {"value": s|null, "version": n}
+            PUT  /api/v1/admin/registers/KEY      {"value": s} -> 200 {"version": n}
+            POST /api/v1/admin/registers/KEY/cas  {"expected_version": n, "value": s}
+                 -> 200 {"ok": true, "version": n} | 409 {"ok": false, "value", "version"}
+          503 / timeouts are unknown outcomes; 4xx other than 409 are failures.
+"""
+
+import http.client
+import json
+import random
+import threading
+import time
+import urllib.parse
+
+from checkers import linearizable, samples as samples_checker
+from harness import wire
+
+METRIC = "jepsen_samples"
+
+
+class Unsupported(Exception):
+    pass
+
+
+def _bounded_loop(run, deadline, max_ops):
+    """Yields op numbers until the deadline, the op budget or a stop request."""
+    n = 0
+    while n < max_ops and run.now() < deadline and not run.stopping.is_set():
+        yield n
+        n += 1
+
+
+class SamplesWorkload:
+    name = "samples"
+
+    def __init__(self, run):
+        self.run = run
+        self.clients = {}
+        self.lock = threading.Lock()
+        self.first_ts = None
+        self.last_ts = None
+
+    def labels(self, p):
+        return {"__name__": METRIC, "run": self.run.tag, "client": "c%d" % p}
+
+    def client_for(self, p, node_id):
+        key = (p, node_id)
+        if key not in self.clients:
+            node = self.run.nodes[node_id]
+            self.clients[key] = wire.NodeClient(node.ip, node.http_port, node.grpc_port,
+                                                self.run.cfg.op_timeout)
+        return self.clients[key]
+
+    def setup(self):
+        pass
+
+    def client_loop(self, p, deadline):
+        cfg, hist = self.run.cfg, self.run.history
+        rng = random.Random(cfg.seed * 1000 + p)
+        seq, last_ts = 0, 0
+        series = "c%d" % p
+        for _ in _bounded_loop(self.run, deadline, cfg.max_ops_per_client):
+            node = rng.choice(sorted(self.run.nodes))
+            proto = rng.choice(["grpc", "remote-write"])
+            rows = []
+            for _ in range(rng.randint(1, cfg.batch)):
+                last_ts = max(last_ts + 1, int(time.time() * 1000))
+                seq += 1
+                rows.append([series, last_ts, float(p * 1_000_000_000 + seq)])
+            with self.lock:
+                self.first_ts = rows[0][1] if self.first_ts is None else self.first_ts
+                self.last_ts = max(self.last_ts or 0, rows[-1][1])
+            hist.add(type="invoke", process=p, f="write", node=node, proto=proto,
+                     value={"samples": rows})
+            client = self.client_for(p, node)
+            pts = [(ts, v) for _, ts, v in rows]
+            if proto == "grpc":
+                out = client.write_grpc(self.labels(p), pts)
+            else:
+                out = client.write_remote(self.labels(p), pts)
+            ev = dict(type=out.kind, process=p, f="write", node=node, proto=proto)
+            if out.error:
+                ev["error"] = out.error
+            if out.value:
+                ev["value"] = out.value
+            hist.add(**ev)
+            self.run.stopping.wait(cfg.op_interval if out.kind == "ok" else cfg.retry_interval)
+
+    def read_node(self, node_id):
+        """Every sample of this run on one node, or {"ok": False, "error"}."""
+        node = self.run.nodes[node_id]
+        if self.first_ts is None:
+            return {"ok": True, "samples": []}
+        start, end = self.first_ts - 120_000, self.last_ts + 120_000
+        client = wire.NodeClient(node.ip, node.http_port, node.grpc_port,
+                                 self.run.cfg.op_timeout)
+        try:
+            series = client.select({"__name__": METRIC, "run": self.run.tag}, start, end,
+                                   timeout=60)
+            via = "grpc-select"
+        except Exception as e:  # fall back to the HTTP API
+            grpc_error = repr(e)
+            try:
+                series = http_range_read(node, self.run.tag, start, end)
+                via = "http-query"
+            except Exception as e2:
+                return {"ok": False, "error": "select: %s; http: %r" % (grpc_error, e2)}
+        finally:
+            client.close()
+        rows = [[labels.get("client", "?"), ts, v] for labels, pts in series for ts, v in pts]
+        return {"ok": True, "via": via, "samples": rows}
+
+    def final_reads(self):
+        reads = {}
+        deadline = time.monotonic() + self.run.cfg.read_timeout
+        for i in sorted(self.run.nodes):
+            while True:
+                r = self.read_node(i)
+                if r["ok"] or time.monotonic() > deadline:
+                    break
+                time.sleep(1.0)
+            self.run.history.add(type="info", process="reader", f="final-read", node=i,
+                                 value={"ok": r["ok"], "samples": len(r.get("samples", [])),
+                                        "via": r.get("via"), "error": r.get("error")})
+            reads[str(i)] = r
+        return reads
+
+    def check(self):
+        reads = self.final_reads()
+        scope = "all" if self.run.clustered or len(self.run.nodes) == 1 else "per-node"
+        events = self.run.history.events
+        return samples_checker.check(events, reads, scope=scope)
+
+    def close(self):
+        for c in self.clients.values():
+            c.close()
+
+
+def http_range_read(node, tag, start_ms, end_ms):
+    """Raw samples via /api/v1/query with a range selector (exact points)."""
+    window = max(1, (end_ms - start_ms) // 1000 + 1)
+    q = urllib.parse.urlencode({"query": '%s{run="%s"}[%ds]' % (METRIC, tag, window),
+                                "time": "%.3f" % (end_ms / 1000.0)})
+    status, body = _http(node, "GET", "/api/v1/query?" + q, None, 60)
+    if status != 200:
+        raise RuntimeError("HTTP %d: %s" % (status, body[:200]))
+    data = json.loads(body)["data"]
+    return [(s["metric"], [(int(round(float(t) * 1000)), float(v)) for t, v in s["values"]])
+            for s in data["result"]]
+
+
+def _http(node, method, path, body, timeout):
+    conn = http.client.HTTPConnection(node.ip, node.http_port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers=headers)
+        res = conn.getresponse()
+        return res.status, res.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+class RegisterWorkload:
+    """Linearizable registers in the control state (see the module comment)."""
+
+    name = "register"
+    KEYS = 4
+
+    def __init__(self, run):
+        self.run = run
+
+    def path(self, key):
+        return "/api/v1/admin/registers/" + urllib.parse.quote(key, safe="")
+
+    def setup(self):
+        node = self.run.nodes[min(self.run.nodes)]
+        try:
+            status, body = _http(node, "GET", self.path("jepsen-probe"), None, 5)
+        except OSError as e:
+            raise Unsupported("register API probe failed: %r" % (e,))
+        if status == 404 and "page not found" in body:
+            raise Unsupported("vigild serves no register API (GET %s: 404); it comes with "
+                              "the cluster (issue 5)" % self.path("KEY"))
+
+    def _op(self, node, f, key, value):
+        try:
+            if f == "read":
+                status, body = _http(node, "GET", self.path(key), None, self.run.cfg.op_timeout)
+            elif f == "write":
+                status, body = _http(node, "PUT", self.path(key), {"value": value["value"]},
+                                     self.run.cfg.op_timeout)
+            else:
+                status, body = _http(node, "POST", self.path(key) + "/cas",
+                                     {"expected_value": value["from"], "value": value["to"]},
+                                     self.run.cfg.op_timeout)
+        except ConnectionRefusedError as e:
+            return "fail", {"error": repr(e)}
+        except (OSError, http.client.HTTPException) as e:
+            return "info", {"error": repr(e)}
+        if status == 200 or (status == 409 and f == "cas"):
+            doc = json.loads(body)
+            if f == "read":
+                return "ok", {"value": doc.get("value"), "version": doc.get("version")}
+            if f == "write":
+                return "ok", {"version": doc.get("version")}
+            out = {"ok": bool(doc.get("ok"))}
+            if not out["ok"]:
+                out.update(value=doc.get("value"), version=doc.get("version"))
+            return "ok", out
+        if 400 <= status < 500:
+            return "fail", {"error": "HTTP %d: %s" % (status, body[:200])}
+        return "info", {"error": "HTTP %d: %s" % (status, body[:200])}
+
+    def client_loop(self, p, deadline):
+        cfg, hist = self.run.cfg, self.run.history
+        rng = random.Random(cfg.seed * 1000 + p)
+        for _ in _bounded_loop(self.run, deadline, cfg.max_ops_per_client):
+            node_id = rng.choice(sorted(self.run.nodes))
+            key = "jepsen-%s-%d" % (self.run.tag, rng.randrange(self.KEYS))
+            f = rng.choice(["read", "read", "write", "cas"])
+            value = {}
+            if f == "write":
+                value = {"value": str(rng.randrange(5))}
+            elif f == "cas":
+                value = {"from": str(rng.randrange(5)), "to": str(rng.randrange(5))}
+            hist.add(type="invoke", process=p, f=f, key=key, node=node_id, value=value)
+            kind, out = self._op(self.run.nodes[node_id], f, key, value)
+            ev = dict(type=kind, process=p, f=f, key=key, node=node_id)
+            if "error" in out:
+                ev["error"] = out.pop("error")
+            ev["value"] = out
+            hist.add(**ev)
+            self.run.stopping.wait(cfg.op_interval if kind == "ok" else cfg.retry_interval)
+
+    def check(self):
+        events = [e for e in self.run.history.events
+                  if e.get("process") not in ("nemesis", "reader", "raft")]
+        return linearizable.check(events, timeout_s=self.run.cfg.check_timeout)
+
+    def close(self):
+        pass
+
+
+WORKLOADS = {"samples": SamplesWorkload, "register": RegisterWorkload}
