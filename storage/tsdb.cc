@@ -518,6 +518,7 @@ absl::StatusOr<AppendResult> TSDB::Impl::Append(const std::vector<SeriesAppend>&
     uint64_t n_defs = 0;
     std::string error;
     for (size_t i = 0; i < batch.size(); i++) {
+      if (batch[i].samples.empty()) continue;  // no series without samples
       MemSeries* s = sc.found[i];
       if (s == nullptr) s = FindSeries(sc.prepared[i].hash, canonical(i));  // repeated in batch
       if (s == nullptr) {

@@ -173,7 +173,6 @@ void BM_BytesPerSample(benchmark::State& state) {
     o.ooo_window = absl::Hours(24 * 365 * 10);
     auto db = TSDB::Open(o);
     CHECK(db.ok()) << db.status();
-    const int64_t rss_before = RssBytes();
     std::mt19937_64 rng(1);
     std::vector<double> values(kSeries, 1000);
     std::vector<SeriesAppend> batch(kBatch);
@@ -199,11 +198,6 @@ void BM_BytesPerSample(benchmark::State& state) {
         CHECK(r.ok() && r->appended == kBatch);
         total += kBatch;
       }
-      if (round == 60) {
-        state.counters["rss_per_series"] = static_cast<double>(RssBytes() - rss_before) / kSeries;
-        state.counters["est_mem_per_series"] =
-            static_cast<double>((*db)->GetStats().memory_bytes) / kSeries;
-      }
     }
     for (const ChunkEncoder& g : gorilla) gorilla_bytes += static_cast<int64_t>(g.data().size());
     state.counters["xor_chunk_bytes_per_sample"] = static_cast<double>(gorilla_bytes) / total;
@@ -214,6 +208,42 @@ void BM_BytesPerSample(benchmark::State& state) {
     state.SetItemsProcessed(total);
   }
 }
+// RSS growth per active series: 200k series with 20 samples each in their heads.
+void BM_MemoryPerSeries(benchmark::State& state) {
+  constexpr int kMany = 200000;
+  std::vector<std::vector<std::string>> values;
+  for (int i = 0; i < kMany; i++) {
+    values.push_back({absl::StrCat("host-", i / 100, ".example.com:9100"), absl::StrCat("dev", i % 100)});
+  }
+  for (auto _ : state) {
+    BenchDir dir;
+    Options o;
+    o.dir = dir.path();
+    o.sync = false;
+    auto db = TSDB::Open(o);
+    CHECK(db.ok()) << db.status();
+    const int64_t rss_before = RssBytes();
+    std::vector<SeriesAppend> batch(kBatch);
+    std::mt19937_64 rng(1);
+    for (int round = 0; round < 20; round++) {
+      for (int first = 0; first < kMany; first += kBatch) {
+        for (int j = 0; j < kBatch; j++) {
+          const int i = first + j;
+          batch[j].labels = {{"__name__", "node_network_receive_bytes_total"},
+                             {"instance", values[i][0]}, {"job", "node"}, {"device", values[i][1]}};
+          batch[j].samples.assign(1, Sample{kStart + round * kScrapeMs, NextValue(i, 1000 + round, &rng, false)});
+        }
+        auto r = (*db)->Append(batch);
+        CHECK(r.ok() && r->appended == kBatch);
+      }
+    }
+    state.counters["rss_per_series"] = static_cast<double>(RssBytes() - rss_before) / kMany;
+    state.counters["est_mem_per_series"] =
+        static_cast<double>((*db)->GetStats().memory_bytes) / kMany;
+  }
+}
+BENCHMARK(BM_MemoryPerSeries)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_BytesPerSample)->Arg(0)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
