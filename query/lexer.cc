@@ -1,10 +1,12 @@
 #include "query/lexer.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace vigil::query {
 namespace {
@@ -59,6 +61,9 @@ class Lexer {
       absl::Status s = Next();
       if (!s.ok()) return s;
     }
+    if (brace_depth_ > 0) return Error(in_.size(), "unexpected end of input inside braces");
+    if (bracket_depth_ > 0) return Error(in_.size(), "unclosed left bracket");
+    if (paren_depth_ > 0) return Error(in_.size(), "unclosed left parenthesis");
     out_.push_back(Token{Tok::kEOF, "", static_cast<int>(in_.size())});
     return std::move(out_);
   }
@@ -99,7 +104,16 @@ class Lexer {
     auto two = [&](char a, char b) { return c == a && Peek(1) == b; };
     Tok t;
     size_t len = 1;
-    if (two('=', '=')) {
+    if (brace_depth_ == 0 && (two('=', '~') || two('!', '~'))) {
+      return Error(pos_, absl::StrCat("unexpected character after '", std::string(1, c), "': '~'"));
+    }
+    if (c == '!' && !two('!', '=') && !two('!', '~')) {
+      return Error(pos_, absl::StrCat("unexpected character after '!': '",
+                                      std::string(1, Peek(1)), "'"));
+    }
+    if (brace_depth_ > 0 && two('=', '=')) {
+      t = Tok::kAssign;
+    } else if (two('=', '=')) {
       t = Tok::kEql, len = 2;
     } else if (two('!', '=')) {
       t = Tok::kNeq, len = 2;
@@ -212,6 +226,15 @@ class Lexer {
       Emit(Tok::kDuration, start);
       return absl::OkStatus();
     }
+    if (bracket_depth_ > 0) {
+      size_t end = pos_;
+      while (end < in_.size() && (IsAlnum(in_[end]) || in_[end] == '.')) ++end;
+      bool digits_only = true;
+      for (size_t i = start; i < end; ++i) digits_only &= IsDigit(in_[i]);
+      if (digits_only) return Error(start, "missing unit character in duration");
+      return Error(start, absl::StrCat("bad duration syntax: \"", in_.substr(start, end - start),
+                                       "\""));
+    }
     if (Peek() == '0' && (Peek(1) == 'x' || Peek(1) == 'X')) {
       pos_ += 2;
       while (pos_ < in_.size() && std::isxdigit(static_cast<unsigned char>(in_[pos_]))) ++pos_;
@@ -232,9 +255,13 @@ class Lexer {
         }
       }
     }
-    if (pos_ < in_.size() && (IsAlnum(in_[pos_]) || in_[pos_] == '.')) {
+    if (pos_ < in_.size() && IsAlnum(in_[pos_])) {
+      // Like Prometheus, show up to the first character that cannot continue it.
+      size_t end = pos_;
+      while (end < in_.size() && (IsDigit(in_[end]) || IsDurationUnit(in_[end]))) ++end;
+      end = std::min(end + 1, in_.size());
       return Error(start, absl::StrCat("bad number or duration syntax: \"",
-                                       in_.substr(start, pos_ + 1 - start), "\""));
+                                       in_.substr(start, end - start), "\""));
     }
     Emit(Tok::kNumber, start);
     return absl::OkStatus();
@@ -250,13 +277,45 @@ class Lexer {
       char c = in_[pos_++];
       if (c == q) break;
       if (c == '\\' && q != '`') {
-        if (pos_ >= in_.size()) return Error(start, "unterminated quoted string");
-        ++pos_;
+        absl::Status s = CheckEscape(q);
+        if (!s.ok()) return s;
       } else if (c == '\n' && q != '`') {
         return Error(start, "unterminated quoted string");
       }
     }
     Emit(Tok::kString, start);
+    return absl::OkStatus();
+  }
+
+  // Validates the escape sequence after a backslash (pos_ is past the '\\').
+  absl::Status CheckEscape(char quote) {
+    if (pos_ >= in_.size()) return Error(pos_, "escape sequence not terminated");
+    char c = in_[pos_++];
+    int digits = 0, base = 16;
+    switch (c) {
+      case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v': case '\\':
+        return absl::OkStatus();
+      case 'x': digits = 2; break;
+      case 'u': digits = 4; break;
+      case 'U': digits = 8; break;
+      default:
+        if (c == quote) return absl::OkStatus();
+        if (c >= '0' && c <= '7') {
+          digits = 2;
+          base = 8;
+          break;
+        }
+        return Error(pos_ - 1, absl::StrFormat("unknown escape sequence U+%04X '%c'", c, c));
+    }
+    for (int i = 0; i < digits; ++i) {
+      if (pos_ >= in_.size()) return Error(pos_, "escape sequence not terminated");
+      char d = in_[pos_];
+      bool ok = base == 8 ? (d >= '0' && d <= '7') : std::isxdigit(static_cast<unsigned char>(d));
+      if (!ok) {
+        return Error(pos_, absl::StrFormat("illegal character U+%04X '%c' in escape sequence", d, d));
+      }
+      ++pos_;
+    }
     return absl::OkStatus();
   }
 

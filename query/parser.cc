@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -49,6 +50,7 @@ std::string Describe(const Token& t) {
     default: break;
   }
   if (IsAggregatorTok(t.type)) return absl::StrCat("<aggr:", t.text, ">");
+  if (t.type == Tok::kAt) return "<op:@>";
   if (Precedence(t.type) > 0 && !IsSetOp(t.type) && t.type != Tok::kAtan2) {
     return absl::StrCat("<op:", t.text, ">");
   }
@@ -59,6 +61,7 @@ std::string Describe(const Token& t) {
 absl::StatusOr<int64_t> DurationMs(absl::string_view s) {
   int64_t total = 0;
   size_t i = 0;
+  int64_t last_unit = INT64_MAX;  // units must strictly decrease: 1h30m, not 30m1h
   if (s.empty()) return absl::InvalidArgumentError("empty duration string");
   while (i < s.size()) {
     size_t j = i;
@@ -85,11 +88,18 @@ absl::StatusOr<int64_t> DurationMs(absl::string_view s) {
       default:
         return absl::InvalidArgumentError(absl::StrCat("not a valid duration string: \"", s, "\""));
     }
+    if (unit >= last_unit) {
+      return absl::InvalidArgumentError(absl::StrCat("not a valid duration string: \"", s, "\""));
+    }
+    last_unit = unit;
     total += n * unit;
     i = k;
   }
   return total;
 }
+
+// Parses a number token; false if it does not fit a double.
+bool ParseNumberChecked(absl::string_view text, double* out);
 
 double ParseNumber(absl::string_view text) {
   std::string s = absl::AsciiStrToLower(text);
@@ -99,6 +109,11 @@ double ParseNumber(absl::string_view text) {
     return static_cast<double>(std::strtoull(s.c_str() + 2, nullptr, 16));
   }
   return std::strtod(s.c_str(), nullptr);
+}
+
+bool ParseNumberChecked(absl::string_view text, double* out) {
+  *out = ParseNumber(text);
+  return !std::isinf(*out) || absl::StrContains(absl::AsciiStrToLower(text), "inf");
 }
 
 class Parser {
@@ -151,6 +166,7 @@ class Parser {
 
   absl::StatusOr<std::unique_ptr<Expr>> ParseBinary(int min_prec);
   absl::StatusOr<std::unique_ptr<Expr>> ParseUnary();
+  absl::StatusOr<std::unique_ptr<Expr>> ParseUnaryNested();
   absl::StatusOr<std::unique_ptr<Expr>> ParsePostfix(std::unique_ptr<Expr> e);
   absl::StatusOr<std::unique_ptr<Expr>> ParsePrimary();
   absl::StatusOr<std::unique_ptr<Expr>> ParseSelector(std::string name, int pos);
@@ -167,6 +183,8 @@ class Parser {
   absl::string_view in_;
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  int depth_ = 0;
+  static constexpr int kMaxDepth = 500;
 };
 
 absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseBinary(int min_prec) {
@@ -179,15 +197,15 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseBinary(int min_prec) {
     auto bin = std::make_unique<Expr>();
     bin->kind = ExprKind::kBinary;
     bin->op = op;
-    bin->pos = lhs->pos;
+    bin->pos = op_tok.pos;  // errors point at the operator, as Prometheus'
     RETURN_IF_ERROR(ParseBinaryModifiers(bin.get()));
     int next = op == Tok::kPow ? prec : prec + 1;
     if (Peek().type == Tok::kEOF) return Unexpected("", "");
     ASSIGN_OR_RETURN(auto rhs, ParseBinary(next));
     bin->args.push_back(std::move(lhs));
     bin->args.push_back(std::move(rhs));
-    (void)op_tok;
     RETURN_IF_ERROR(CheckBinary(bin.get()));
+    bin->pos = bin->args[0]->pos;
     lhs = std::move(bin);
   }
   return lhs;
@@ -255,6 +273,14 @@ absl::Status Parser::CheckBinary(Expr* bin) {
 }
 
 absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseUnary() {
+  // Bounds recursion here and in evaluation, so deep nesting cannot overflow the stack.
+  if (++depth_ > kMaxDepth) return Error(Peek(), "expression nested too deeply");
+  auto result = ParseUnaryNested();
+  --depth_;
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseUnaryNested() {
   Tok t = Peek().type;
   if (t != Tok::kAdd && t != Tok::kSub) {
     ASSIGN_OR_RETURN(auto p, ParsePrimary());
@@ -293,14 +319,19 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParsePostfix(std::unique_ptr<Expr>
     Tok t = Peek().type;
     if (t == Tok::kLeftBracket) {
       int pos = Take().pos;
+      if (Peek().type == Tok::kRightBracket) {
+        return Error(Peek(), "missing unit character in duration");
+      }
       ASSIGN_OR_RETURN(int64_t range, TakeDuration("range"));
+      if (range == 0) return ErrorAt(pos, "duration must be greater than 0");
       if (Peek().type == Tok::kRightBracket) {
         Take();
         if (e->kind != ExprKind::kVectorSelector) {
           return ErrorAt(pos, "ranges only allowed for vector selectors");
         }
-        if (e->offset_ms != 0 || e->at_kind != AtKind::kNone) {
-          return ErrorAt(pos, "no offset modifiers allowed before range");
+        if (e->offset_ms != 0) return ErrorAt(pos, "no offset modifiers allowed before range");
+        if (e->at_kind != AtKind::kNone) {
+          return ErrorAt(pos, "no @ modifiers allowed before range");
         }
         auto m = std::make_unique<Expr>();
         m->kind = ExprKind::kMatrixSelector;
@@ -348,8 +379,8 @@ absl::Status Parser::ParseOffset(Expr* e) {
   const Token& kw = Take();
   Expr* target = ModifierTarget(e);
   if (target == nullptr) {
-    return Error(kw, "offset modifier must be preceded by an instant vector selector or range "
-                     "vector selector or a subquery");
+    return ErrorAt(e->pos, "offset modifier must be preceded by an instant vector selector or "
+                           "range vector selector or a subquery");
   }
   bool neg = false;
   if (Peek().type == Tok::kSub) {
@@ -366,8 +397,8 @@ absl::Status Parser::ParseAt(Expr* e) {
   const Token& kw = Take();
   Expr* target = ModifierTarget(e);
   if (target == nullptr) {
-    return Error(kw, "@ modifier must be preceded by an instant vector selector or range vector "
-                     "selector or a subquery");
+    return ErrorAt(e->pos, "@ modifier must be preceded by an instant vector selector or range "
+                           "vector selector or a subquery");
   }
   if (target->at_kind != AtKind::kNone) return Error(kw, "@ <timestamp> may not be set multiple times");
   if (Peek().type == Tok::kStart || Peek().type == Tok::kEnd) {
@@ -396,7 +427,11 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParsePrimary() {
   switch (t.type) {
     case Tok::kNumber:
       e->kind = ExprKind::kNumber;
-      e->number = ParseNumber(Take().text);
+      if (!ParseNumberChecked(t.text, &e->number)) {
+        return Error(t, absl::StrCat("strconv.ParseFloat: parsing \"", t.text,
+                                     "\": value out of range"));
+      }
+      Take();
       return e;
     case Tok::kString: {
       e->kind = ExprKind::kString;
@@ -424,7 +459,16 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParsePrimary() {
     default:
       break;
   }
-  if (IsAggregatorTok(t.type)) return ParseAggregate();
+  if (IsAggregatorTok(t.type) &&
+      (Peek(1).type == Tok::kLeftParen || Peek(1).type == Tok::kBy ||
+       Peek(1).type == Tok::kWithout)) {
+    return ParseAggregate();
+  }
+  if (IsAggregatorTok(t.type) || t.type == Tok::kBy || t.type == Tok::kWithout ||
+      t.type == Tok::kAnd || t.type == Tok::kOr || t.type == Tok::kUnless ||
+      t.type == Tok::kOffset || t.type == Tok::kStart || t.type == Tok::kEnd) {
+    return ParseSelector(Take().text, t.pos);  // Prometheus' metric_identifier rule
+  }
   return Unexpected("", "");
 }
 
@@ -514,7 +558,9 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseCall(const Token& name) {
     e->args.push_back(std::move(arg));
     if (Peek().type == Tok::kComma) {
       Take();
-      if (Peek().type == Tok::kRightParen) return Unexpected("function call", "expression");
+      if (Peek().type == Tok::kRightParen) {
+        return Error(Peek(), "trailing commas not allowed in function call args");
+      }
     } else if (Peek().type != Tok::kRightParen) {
       return Unexpected("function call", "\",\" or \")\"");
     }
@@ -574,6 +620,9 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseAggregate() {
     args.push_back(std::move(arg));
     if (Peek().type == Tok::kComma) {
       Take();
+      if (Peek().type == Tok::kRightParen) {
+        return Error(Peek(), "trailing commas not allowed in function call args");
+      }
     } else if (Peek().type != Tok::kRightParen) {
       return Unexpected("aggregation", "\",\" or \")\"");
     }
@@ -583,6 +632,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseAggregate() {
   bool takes_param = op.type == Tok::kTopk || op.type == Tok::kBottomk ||
                      op.type == Tok::kQuantile || op.type == Tok::kCountValues;
   size_t want = takes_param ? 2 : 1;
+  if (args.empty()) return Error(op, "no arguments for aggregate expression provided");
   if (args.size() != want) {
     return Error(op, absl::StrCat("wrong number of arguments for aggregate expression provided, "
                                   "expected ",
