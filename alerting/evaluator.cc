@@ -7,9 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "alerting/alerting.pb.h"
+#include "alerting/encoding.h"
 #include "glog/logging.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace vigil::alerting {
 
@@ -233,13 +232,13 @@ absl::Time GetTime(bool has, int64_t ns) {
 
 }  // namespace
 
-std::string SerializeRuleState(const RuleState& state, absl::string_view group_key,
-                               int rule_index, absl::string_view rule_name) {
+std::string SerializeRuleState(const RuleStateRecord& record) {
   v1::RuleStateProto proto;
-  proto.set_group_key(std::string(group_key));
-  proto.set_rule_index(rule_index);
-  proto.set_rule_name(std::string(rule_name));
-  for (const auto& [labels, a] : state.alerts) {
+  proto.set_group_key(record.group_key);
+  proto.set_rule_index(record.rule_index);
+  proto.set_rule_name(record.rule_name);
+  if (IsSet(record.eval_ts)) proto.set_eval_ts_ns(absl::ToUnixNanos(record.eval_ts));
+  for (const auto& [labels, a] : record.state.alerts) {
     AlertProto* p = proto.add_alerts();
     for (const Label& l : a.labels) {
       auto* lp = p->add_labels();
@@ -260,14 +259,7 @@ std::string SerializeRuleState(const RuleState& state, absl::string_view group_k
     SetTime(a.last_sent_at, &AlertProto::set_last_sent_at_ns, p);
     SetTime(a.valid_until, &AlertProto::set_valid_until_ns, p);
   }
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    CHECK(proto.SerializeToCodedStream(&coded));
-  }
-  return out;
+  return SerializeDeterministic(proto);
 }
 
 absl::StatusOr<RuleStateRecord> DeserializeRuleState(absl::string_view bytes) {
@@ -279,6 +271,7 @@ absl::StatusOr<RuleStateRecord> DeserializeRuleState(absl::string_view bytes) {
   rec.group_key = proto.group_key();
   rec.rule_index = proto.rule_index();
   rec.rule_name = proto.rule_name();
+  rec.eval_ts = GetTime(proto.has_eval_ts_ns(), proto.eval_ts_ns());
   for (const AlertProto& p : proto.alerts()) {
     Alert a;
     std::vector<Label> labels;

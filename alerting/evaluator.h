@@ -73,16 +73,17 @@ struct RuleState {
   friend bool operator==(const RuleState& a, const RuleState& b) { return a.alerts == b.alerts; }
 };
 
-// Deterministic encoding (RuleStateProto): equal states give equal bytes.
-// `group_key`, `rule_index` and `rule_name` identify the rule the state belongs to.
-std::string SerializeRuleState(const RuleState& state, absl::string_view group_key,
-                               int rule_index, absl::string_view rule_name);
+// A rule's state as committed through Raft, with the rule it belongs to.
 struct RuleStateRecord {
-  std::string group_key;
-  int rule_index = 0;
+  std::string group_key;  // RuleGroup::Key().
+  int rule_index = 0;     // Position of the rule in its group.
   std::string rule_name;
+  absl::Time eval_ts = absl::InfinitePast();  // The evaluation that produced `state`.
   RuleState state;
 };
+
+// Deterministic encoding (RuleStateProto): equal records give equal bytes.
+std::string SerializeRuleState(const RuleStateRecord& record);
 // kDataLoss if `bytes` is not a RuleStateProto.
 absl::StatusOr<RuleStateRecord> DeserializeRuleState(absl::string_view bytes);
 

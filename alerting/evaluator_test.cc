@@ -49,7 +49,7 @@ class Driver {
   AlertEvalResult Eval(absl::Time now, std::vector<Series> vector) {
     AlertEvalResult r = EvaluateAlertingRule(rule_, state_, vector, now, ctx_);
     state_ = r.state;
-    if (r.needs_commit) committed_ = SerializeRuleState(state_, "g", 0, rule_.alert);
+    if (r.needs_commit) committed_ = SerializeRuleState({"g", 0, rule_.alert, now, state_});
     for (const auto& t : r.transitions) {
       if (t.kind == Kind::kFiring) ++firing_transitions_;
     }
@@ -347,20 +347,22 @@ TEST(EvaluatorStateTest, SerializationIsDeterministicAndRoundTrips) {
   d.Eval(kT0, {Up("b"), Up("a"), Up("c")});
   d.Eval(kT0 + absl::Minutes(1), {Up("a"), Up("c")});
   SelectAlertsToSend(&d.state(), kT0 + absl::Minutes(1), absl::Minutes(1), absl::Seconds(15));
-  std::string bytes = SerializeRuleState(d.state(), "f;g", 3, "InstanceDown");
+  absl::Time ts = kT0 + absl::Minutes(1);
+  std::string bytes = SerializeRuleState({"f;g", 3, "InstanceDown", ts, d.state()});
   ASSERT_OK_AND_ASSIGN(RuleStateRecord rec, DeserializeRuleState(bytes));
   EXPECT_EQ(rec.group_key, "f;g");
   EXPECT_EQ(rec.rule_index, 3);
   EXPECT_EQ(rec.rule_name, "InstanceDown");
+  EXPECT_EQ(rec.eval_ts, ts);
   EXPECT_EQ(rec.state, d.state());
-  EXPECT_EQ(SerializeRuleState(rec.state, "f;g", 3, "InstanceDown"), bytes);
+  EXPECT_EQ(SerializeRuleState(rec), bytes);
 
   // Built in another order, the same state encodes to the same bytes.
   Driver e(InstanceDown(absl::Minutes(1)));
   e.Eval(kT0, {Up("c"), Up("a"), Up("b")});
   e.Eval(kT0 + absl::Minutes(1), {Up("c"), Up("a")});
   SelectAlertsToSend(&e.state(), kT0 + absl::Minutes(1), absl::Minutes(1), absl::Seconds(15));
-  EXPECT_EQ(SerializeRuleState(e.state(), "f;g", 3, "InstanceDown"), bytes);
+  EXPECT_EQ(SerializeRuleState({"f;g", 3, "InstanceDown", ts, e.state()}), bytes);
   EXPECT_THAT(DeserializeRuleState("garbage\xff"), StatusIs(absl::StatusCode::kDataLoss));
 }
 

@@ -11,12 +11,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "alerting/alerting.pb.h"
+#include "alerting/encoding.h"
 #include "alerting/strutil.h"
 #include "alerting/template.h"
 #include "common/labels.h"
 #include "glog/logging.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "yaml-cpp/yaml.h"
 
 namespace vigil::alerting {
@@ -321,13 +320,7 @@ std::string SerializeRuleSet(const RuleSet& rules) {
       rp->set_line(r.line);
     }
   }
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  CHECK(proto.SerializeToCodedStream(&coded));
-  coded.Trim();
-  return out;
+  return SerializeDeterministic(proto);
 }
 
 absl::StatusOr<RuleSet> DeserializeRuleSet(absl::string_view bytes) {
