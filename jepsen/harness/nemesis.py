@@ -144,6 +144,12 @@ class Nemesis:
             self.run.history.add(type="info", process="nemesis", f="error", value=repr(e))
             self.run.errors.append("nemesis: %r" % (e,))
 
+    def halt(self):
+        """Stops the schedule without healing (teardown removes everything)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=120)
+
     def stop(self):
         self._stop.set()
         if self._thread is not None:

@@ -133,6 +133,8 @@ class Network:
         if not self.created:
             return
         for i in range(1, self.n + 1):
+            # The host end first: a namespace lingers while a process holds it.
+            sh("ip", "link", "del", "%sh%d" % (self.tag, i), check=False)
             sh("ip", "netns", "del", self.netns(i), check=False)
         sh("ip", "link", "del", self.bridge, check=False)
         self.created = False

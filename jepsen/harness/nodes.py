@@ -91,6 +91,8 @@ class Node:
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None
+        if self.run.tearing_down:
+            raise RuntimeError("node %d: not starting during teardown" % self.id)
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(("=== start %d at %.3f: %s\n" % (self.starts, self.run.now(),

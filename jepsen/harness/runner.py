@@ -133,6 +133,7 @@ class Run:
         self.raft_obs = []
         self.raft_supported = None
         self.nemesis = None
+        self.tearing_down = False
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.name = "%s-%s-%s-n%d-s%d-%s" % (stamp, cfg.workload, cfg.nemesis, cfg.nodes,
                                              cfg.seed, self.tag)
@@ -327,6 +328,9 @@ class Run:
 
     def teardown(self):
         self.stopping.set()
+        self.tearing_down = True  # nodes refuse to start from here on
+        if self.nemesis is not None:
+            self.nemesis.halt()
         for node in self.nodes.values():
             try:
                 node.stop()
@@ -362,8 +366,8 @@ def main(argv):
         return EXIT_USAGE
     cfg.vigild = os.path.abspath(cfg.vigild)
     run = Run(cfg)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
     print("run %s -> %s" % (run.tag, run.out_dir))
     results = None
     try:
@@ -386,7 +390,6 @@ def main(argv):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # teardown must finish
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         run.teardown()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     _print_summary(results, run.out_dir)
     if results["valid"] == "unsupported":
         return EXIT_UNSUPPORTED if cfg.require_supported else EXIT_VALID

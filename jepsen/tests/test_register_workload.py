@@ -1,0 +1,179 @@
+"""The register workload's client, end to end against in-process HTTP servers.
+
+No vigild serves the register API yet (it comes with the cluster), so these
+tests run the real client loop and the linearizability checker against a
+small register server on loopback speaking the API in harness/workloads.py:
+a correct one (one shared store: linearizable) and a broken one whose nodes
+answer reads from a stale copy, which the checker must catch.
+"""
+
+import http.server
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+from harness import history, workloads
+
+
+class Store:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.regs = {}  # key -> (value, version)
+        self.snapshot = {}  # what a stale node serves reads from
+
+    def read(self, key, stale):
+        with self.lock:
+            return (self.snapshot if stale else self.regs).get(key, (None, 0))
+
+    def write(self, key, value):
+        with self.lock:
+            old = self.regs.get(key, (None, 0))
+            self.snapshot[key] = old  # a stale replica lags one write behind
+            self.regs[key] = (value, old[1] + 1)
+            return old[1] + 1
+
+    def cas(self, key, expected, value):
+        with self.lock:
+            cur = self.regs.get(key, (None, 0))
+            if cur[0] is None or cur[0] != expected:
+                return False, cur
+            self.snapshot[key] = cur
+            self.regs[key] = (value, cur[1] + 1)
+            return True, self.regs[key]
+
+
+def make_handler(store, stale):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, status, doc):
+            body = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _key(self):
+            m = re.match(r"^/api/v1/admin/registers/([^/]+)(/cas)?$", self.path)
+            return (urllib.parse.unquote(m.group(1)), bool(m.group(2))) if m else (None, False)
+
+        def _body(self):
+            return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+        def do_GET(self):
+            key, _ = self._key()
+            if key is None:
+                return self._reply(404, {})
+            value, version = store.read(key, stale)
+            self._reply(200, {"value": value, "version": version})
+
+        def do_PUT(self):
+            key, _ = self._key()
+            self._reply(200, {"version": store.write(key, self._body()["value"])})
+
+        def do_POST(self):
+            key, is_cas = self._key()
+            body = self._body()
+            ok, (value, version) = store.cas(key, body["expected_value"], body["value"])
+            if ok:
+                return self._reply(200, {"ok": True, "version": version})
+            self._reply(409, {"ok": False, "value": value, "version": version})
+    return Handler
+
+
+class FakeNode:
+    def __init__(self, port):
+        self.ip, self.http_port = "127.0.0.1", port
+
+
+class FakeCfg:
+    seed = 5
+    max_ops_per_client = 150
+    op_timeout = 5.0
+    op_interval = 0.0
+    retry_interval = 0.0
+    check_timeout = 60.0
+
+
+class FakeRun:
+    """What RegisterWorkload uses of a Run, with nodes on loopback."""
+
+    def __init__(self, ports, path):
+        self.cfg = FakeCfg()
+        self.tag = "vjtest0"
+        self.nodes = {i + 1: FakeNode(p) for i, p in enumerate(ports)}
+        self.history = history.History(path)
+        self.stopping = threading.Event()
+
+    def now(self):
+        return self.history.now()
+
+
+class RegisterWorkloadTest(unittest.TestCase):
+
+    def run_workload(self, stale_nodes):
+        store = Store()
+        servers = []
+        for i in range(3):
+            srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                  make_handler(store, i in stale_nodes))
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            servers.append(srv)
+        self.addCleanup(lambda: [s.shutdown() or s.server_close() for s in servers])
+        tmp = tempfile.mkdtemp()
+        run = FakeRun([s.server_address[1] for s in servers], os.path.join(tmp, "h.jsonl"))
+        wl = workloads.RegisterWorkload(run)
+        wl.setup()
+        deadline = run.now() + 60  # bounded by the op budget long before this
+        threads = [threading.Thread(target=wl.client_loop, args=(p, deadline)) for p in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        run.history.close()
+        return wl.check(), run.history.events
+
+    def test_linearizable_store_passes(self):
+        result, events = self.run_workload(stale_nodes=())
+        self.assertIs(result["valid"], True, result)
+        self.assertEqual(result["ops"], 4 * FakeCfg.max_ops_per_client)
+        self.assertTrue(any(e["type"] == "ok" and e["f"] == "cas" and e["value"]["ok"]
+                            for e in events))
+
+    def test_stale_reads_are_caught(self):
+        result, _ = self.run_workload(stale_nodes=(1, 2))
+        self.assertIs(result["valid"], False, result)
+        self.assertTrue(result["failures"])
+
+    def test_missing_api_is_unsupported(self):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(lambda: srv.shutdown() or srv.server_close())
+        run = FakeRun([srv.server_address[1]], os.path.join(tempfile.mkdtemp(), "h.jsonl"))
+        self.addCleanup(run.history.close)
+        with self.assertRaises(workloads.Unsupported):
+            workloads.RegisterWorkload(run).setup()
+
+
+class NotFound(http.server.BaseHTTPRequestHandler):
+    """Answers like vigild's HTTP server does for a path it does not serve."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = ("404 page not found: %s\n" % self.path).encode()
+        self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+if __name__ == "__main__":
+    unittest.main()
