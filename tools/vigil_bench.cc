@@ -38,6 +38,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -72,10 +73,17 @@ namespace {
 constexpr int64_t kDefaultRounds = 24 * 3600 / 15;
 constexpr int64_t kEstimatedBytesPerSample = 40;  // snappy'd remote-write, labels included
 
-// "127.0.0.1", "localhost", "::1", "[::1]" and the rest of 127/8.
+// "localhost", "::1", "[::1]" and dotted-quad addresses in 127.0.0.0/8. Names
+// are not resolved: a name other than localhost is refused.
 bool IsLoopbackHost(absl::string_view host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" ||
-         absl::StartsWith(host, "127.");
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  std::vector<absl::string_view> parts = absl::StrSplit(host, '.');
+  if (parts.size() != 4 || parts[0] != "127") return false;
+  for (absl::string_view p : parts) {
+    int octet;
+    if (p.empty() || p.size() > 3 || !absl::SimpleAtoi(p, &octet) || octet > 255) return false;
+  }
+  return true;
 }
 
 struct Endpoint {
