@@ -138,6 +138,7 @@ class RemoteWriteSender : public Sender {
   explicit RemoteWriteSender(const Endpoint& e) : client_(e.host, e.port), path_(e.path) {
     absl::Duration t = absl::GetFlag(FLAGS_timeout);
     client_.set_keep_alive(true);
+    client_.set_tcp_nodelay(true);  // headers and body go out in separate writes
     client_.set_connection_timeout(absl::ToChronoSeconds(t));
     client_.set_read_timeout(absl::ToChronoSeconds(t));
     client_.set_write_timeout(absl::ToChronoSeconds(t));
