@@ -43,7 +43,6 @@ class ChunkEncoder {
 
  private:
   void WriteBits(uint64_t value, int nbits);
-  void WriteVarint(int64_t v);
   void AppendValue(uint64_t bits);
 
   std::string buf_;     // 2-byte sample count, then the bit stream.
@@ -71,10 +70,7 @@ class ChunkIterator {
   const absl::Status& status() const { return status_; }
 
  private:
-  bool ReadBits(int nbits, uint64_t* out);
-  bool ReadBit(bool* out);
-  bool ReadVarint(int64_t* out);
-  bool ReadValue();
+  bool ReadValue(void* reader);  // a BitReader (chunk.cc)
   bool Fail();
 
   absl::string_view data_;
@@ -94,6 +90,18 @@ int ChunkNumSamples(absl::string_view data);
 
 // Appends every sample of `data` to `out`. kDataLoss if corrupt.
 absl::Status DecodeChunk(absl::string_view data, std::vector<Sample>* out);
+
+// How a sealed chunk is stored: one encoding byte, then the encoded samples.
+enum class ChunkEncoding : uint8_t {
+  kXor = 1,      // the XOR chunk above
+  kDecimal = 2,  // values that are integers over a power of ten (FORMAT.md)
+};
+
+// The stored form of the samples of `xor_chunk` (time-ordered), in whichever
+// encoding is smaller. Decimal values (12.34, counters) usually shrink a lot.
+std::string EncodeSealedChunk(absl::string_view xor_chunk);
+// Appends the samples of a stored chunk to `out`. kDataLoss if corrupt.
+absl::Status DecodeSealedChunk(absl::string_view stored, std::vector<Sample>* out);
 
 }  // namespace vigil::storage
 

@@ -166,3 +166,89 @@ TEST(ChunkTest, TruncatedChunkIsDataLoss) {
 
 }  // namespace
 }  // namespace vigil::storage
+
+namespace vigil::storage {
+namespace {
+
+// Seals `in` and checks the stored form decodes to the same bits; returns its size.
+size_t ExpectSealedRoundTrip(const std::vector<Sample>& in, ChunkEncoding want) {
+  ChunkEncoder enc;
+  for (const Sample& s : in) enc.Append(s.t, s.v);
+  const std::string stored = EncodeSealedChunk(enc.data());
+  EXPECT_EQ(static_cast<ChunkEncoding>(stored[0]), want);
+  std::vector<Sample> out;
+  EXPECT_OK(DecodeSealedChunk(stored, &out));
+  EXPECT_EQ(out.size(), in.size());
+  for (size_t i = 0; i < std::min(in.size(), out.size()); i++) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(out[i].t, in[i].t);
+    EXPECT_EQ(DoubleBits(out[i].v), DoubleBits(in[i].v)) << in[i].v << " vs " << out[i].v;
+  }
+  return stored.size();
+}
+
+TEST(SealedChunkTest, DecimalValuesShrink) {
+  std::vector<Sample> in;
+  double cpu = 12345.67;
+  for (int i = 0; i < 120; i++) {
+    cpu = std::round((cpu + 14.5 + (i * 37 % 100) / 100.0) * 100) / 100;
+    in.push_back({1700000000000 + i * 15000, cpu});
+  }
+  ChunkEncoder enc;
+  for (const Sample& s : in) enc.Append(s.t, s.v);
+  const size_t stored = ExpectSealedRoundTrip(in, ChunkEncoding::kDecimal);
+  EXPECT_LT(stored * 3, enc.data().size());
+}
+
+TEST(SealedChunkTest, IntegersNegativesAndOneSample) {
+  ExpectSealedRoundTrip({{5, 42}}, ChunkEncoding::kDecimal);
+  ExpectSealedRoundTrip({{1, -3}, {2, -2.5}, {3, 1e12}, {4, 0}, {5, -1e12}, {-100, 0.001}},
+                        ChunkEncoding::kDecimal);
+}
+
+TEST(SealedChunkTest, FallsBackToXorForOtherValues) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double odd : {std::nan(""), StaleNaN(), inf, -inf, -0.0, 0.1 + 0.2, 1e300, 1.0 / 3}) {
+    SCOPED_TRACE(odd);
+    ExpectSealedRoundTrip({{1, 1.5}, {2, odd}, {3, 2}}, ChunkEncoding::kXor);
+  }
+}
+
+TEST(SealedChunkTest, RandomDecimalsRoundTrip) {
+  std::mt19937_64 rng(7);  // fixed seed: replayable
+  for (int round = 0; round < 200; round++) {
+    const int scale = static_cast<int>(rng() % 10);
+    const double p = std::pow(10.0, scale);
+    std::vector<Sample> in;
+    int64_t t = static_cast<int64_t>(rng() % 1000000);
+    int64_t m = static_cast<int64_t>(rng() % 2000000) - 1000000;
+    for (int i = 0; i < 1 + static_cast<int>(rng() % 150); i++) {
+      t += static_cast<int64_t>(rng() % 30000);
+      m += static_cast<int64_t>(rng() % 2001) - 1000;
+      in.push_back({t, scale == 0 ? static_cast<double>(m) : static_cast<double>(m) / p});
+    }
+    ChunkEncoder enc;
+    for (const Sample& s : in) enc.Append(s.t, s.v);
+    std::vector<Sample> out;
+    ASSERT_OK(DecodeSealedChunk(EncodeSealedChunk(enc.data()), &out));
+    ASSERT_EQ(out.size(), in.size());
+    for (size_t i = 0; i < in.size(); i++) {
+      ASSERT_EQ(out[i].t, in[i].t);
+      ASSERT_EQ(DoubleBits(out[i].v), DoubleBits(in[i].v)) << "round " << round << " i " << i;
+    }
+  }
+}
+
+TEST(SealedChunkTest, CorruptStoredChunkIsDataLoss) {
+  std::vector<Sample> out;
+  EXPECT_THAT(DecodeSealedChunk("", &out), testing::StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(DecodeSealedChunk("\x07xyz", &out), testing::StatusIs(absl::StatusCode::kDataLoss));
+  ChunkEncoder enc;
+  for (int i = 0; i < 50; i++) enc.Append(i * 1000, i * 3);
+  const std::string stored = EncodeSealedChunk(enc.data());
+  EXPECT_THAT(DecodeSealedChunk(absl::string_view(stored).substr(0, stored.size() - 2), &out),
+              testing::StatusIs(absl::StatusCode::kDataLoss));
+}
+
+}  // namespace
+}  // namespace vigil::storage

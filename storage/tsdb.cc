@@ -330,11 +330,11 @@ absl::StatusOr<std::optional<uint64_t>> TSDB::Impl::FindStored(MemSeries* s, int
       return absl::DataLossError("bad chunk key");
     }
     if (parts.mint > t) break;
-    ChunkIterator c(absl::string_view(it->value().data(), it->value().size()));
-    while (c.Next()) {
-      if (c.t() == t) return std::optional<uint64_t>(c.v_bits());
+    std::vector<Sample> samples;
+    RETURN_IF_ERROR(DecodeSealedChunk(absl::string_view(it->value().data(), it->value().size()), &samples));
+    for (const Sample& smp : samples) {
+      if (smp.t == t) return std::optional<uint64_t>(DoubleBits(smp.v));
     }
-    RETURN_IF_ERROR(c.status());
   }
   RETURN_IF_ERROR(FromRocks(it->status()));
   return std::optional<uint64_t>();
@@ -345,7 +345,7 @@ void TSDB::Impl::Seal(MemSeries* s) {
   // Samples of partitions dropped by retention are discarded here.
   if (!s->head.empty() && s->head_partition >= min_partition_) {
     batch_.Put(ChunkKey(s->head_partition, s->shard, s->id, s->head.first_t()),
-               rocksdb::Slice(s->head.data().data(), s->head.data().size()));
+               EncodeSealedChunk(s->head.data()));
     partitions_.insert(s->head_partition);
     chunks_sealed_total_++;
   }
@@ -356,8 +356,7 @@ void TSDB::Impl::Seal(MemSeries* s) {
     int64_t p = 0;
     auto put = [&] {
       if (p < min_partition_) return;
-      batch_.Put(ChunkKey(p, s->shard, s->id, enc.first_t()),
-                 rocksdb::Slice(enc.data().data(), enc.data().size()));
+      batch_.Put(ChunkKey(p, s->shard, s->id, enc.first_t()), EncodeSealedChunk(enc.data()));
       partitions_.insert(p);
       chunks_sealed_total_++;
     };

@@ -85,8 +85,12 @@ absl::Status TSDB::Impl::ReadSealed(rocksdb::Iterator* it, int64_t partition, ui
       return absl::DataLossError("bad chunk key");
     }
     if (parts.mint > maxt) break;
-    absl::Status s;
-    AppendInRange(absl::string_view(it->value().data(), it->value().size()), mint, maxt, out, &s);
+    std::vector<Sample> samples;
+    absl::Status s =
+        DecodeSealedChunk(absl::string_view(it->value().data(), it->value().size()), &samples);
+    for (const Sample& smp : samples) {
+      if (smp.t >= mint && smp.t <= maxt) out->push_back(smp);
+    }
     if (!s.ok()) {
       return absl::DataLossError(absl::StrCat("series ", id, " partition ", partition, ": ",
                                               s.message()));
