@@ -87,11 +87,7 @@ class NodeClient:
         grpc = _grpc()
         vigil = _pb["vigil"]
         req = vigil.WriteRequest()
-        ts = req.series.add()
-        for k, v in sorted(labels.items()):
-            ts.labels.add(name=k, value=v)
-        for t, v in samples:
-            ts.samples.add(timestamp_ms=t, value=v)
+        _fill_series(req.series.add(), labels, samples, "timestamp_ms")
         try:
             resp = self._write(req, timeout=self.timeout)
         except grpc.RpcError as e:
@@ -107,16 +103,15 @@ class NodeClient:
         if resp.samples_rejected:
             return Outcome("info", "rejected %d: %s" % (resp.samples_rejected,
                                                         "; ".join(resp.errors[:2])), value)
+        if resp.samples_appended + resp.samples_duplicate != len(samples):
+            return Outcome("info", "OK but only %d of %d samples counted"
+                           % (resp.samples_appended + resp.samples_duplicate, len(samples)), value)
         return Outcome("ok", value=value)
 
     def write_remote(self, labels, samples):
         remote = _pb["remote"]
         req = remote.WriteRequest()
-        ts = req.timeseries.add()
-        for k, v in sorted(labels.items()):
-            ts.labels.add(name=k, value=v)
-        for t, v in samples:
-            ts.samples.add(timestamp=t, value=v)
+        _fill_series(req.timeseries.add(), labels, samples, "timestamp")
         body = snappy.compress(req.SerializeToString())
         headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                    "X-Prometheus-Remote-Write-Version": "0.1.0"}
@@ -151,6 +146,13 @@ class NodeClient:
         resp = self._select(req, timeout=timeout)
         return [({l.name: l.value for l in s.labels},
                  [(p.timestamp_ms, p.value) for p in s.samples]) for s in resp.series]
+
+
+def _fill_series(series, labels, samples, ts_field):
+    for k, v in sorted(labels.items()):
+        series.labels.add(name=k, value=v)
+    for t, v in samples:
+        series.samples.add(**{ts_field: t, "value": v})
 
 
 def _never_sent(details):

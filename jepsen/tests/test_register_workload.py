@@ -130,6 +130,7 @@ class RegisterWorkloadTest(unittest.TestCase):
         run = FakeRun([s.server_address[1] for s in servers], os.path.join(tmp, "h.jsonl"))
         wl = workloads.RegisterWorkload(run)
         wl.setup()
+        run.history.add(type="info", process="nemesis", f="start", value={})  # not a client op
         deadline = run.now() + 60  # bounded by the op budget long before this
         threads = [threading.Thread(target=wl.client_loop, args=(p, deadline)) for p in range(4)]
         for t in threads:
