@@ -339,6 +339,32 @@ TEST_F(TSDBTest, RecoversHeadAndSealedChunksAfterReopen) {
   EXPECT_EQ(Samples({Eq("__name__", "o")}).size(), 1u);
 }
 
+TEST_F(TSDBTest, ReplaySkipsSamplesSealedMidRecord) {
+  opts_.chunk_samples = 5;
+  Open();
+  // One Append whose series is sealed twice within the record, the same series
+  // repeated in the batch, and an out-of-order sample.
+  std::vector<Sample> first, second;
+  for (int i = 0; i < 8; i++) first.push_back({kStart + i * 1000, i * 0.25});
+  for (int i = 8; i < 13; i++) second.push_back({kStart + i * 1000, i * 0.25});
+  second.push_back({kStart + 500, 7});
+  BatchBuilder b;
+  b.Add({{"__name__", "m"}}, first);
+  b.Add({{"__name__", "m"}}, second);
+  AppendResult r = MustAppend(b);
+  EXPECT_EQ(r.appended, 14);
+  for (int reopen = 0; reopen < 3; reopen++) {
+    SCOPED_TRACE(reopen);
+    Open();
+    std::vector<Sample> got = Samples({Eq("__name__", "m")});
+    ASSERT_EQ(got.size(), 14u);
+    EXPECT_EQ(got[1].t, kStart + 500);
+    EXPECT_EQ(got[1].v, 7);
+    EXPECT_EQ(got[13].v, 12 * 0.25);
+    EXPECT_EQ(db_->GetStats().head_samples, 4);  // 3 in order + 1 out of order
+  }
+}
+
 TEST_F(TSDBTest, WalSegmentsAreDeletedOnceSealed) {
   opts_.wal_segment_bytes = 4096;
   opts_.wal_max_bytes = 16384;
