@@ -12,6 +12,7 @@ Query.Select (vigilctl) and through /api/v1/query, with exactly the value sent,
 and the restart must report its recovery time.
 """
 
+import http.client
 import json
 import threading
 import time
@@ -52,7 +53,7 @@ class Writer(threading.Thread):
                       for j in range(SERIES_PER_WRITER)]
             try:
                 status, body = self.node.remote_write(series, timeout=20)
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 return  # the node is gone: this round is not acked
             if status != 204:
                 self.failure = f"writer {self.w} round {r}: HTTP {status}: {body[:300]!r}"

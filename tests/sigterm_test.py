@@ -4,6 +4,7 @@ flight) and a restart on the same data directory serves all the data.
 Usage: sigterm_test.py VIGILD VIGILCTL
 """
 
+import http.client
 import json
 import threading
 import time
@@ -43,7 +44,7 @@ def test(argv):
         while not stop.is_set() and t < now:
             try:
                 status, _ = node.remote_write([(series_labels("sigterm_busy"), [(t, 1.0)])], timeout=10)
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 return
             if status != 204:
                 return

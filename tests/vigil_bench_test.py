@@ -53,6 +53,13 @@ def test(argv):
     r = result_line(res.stdout)
     assert int(r["requests"]) == 7 and int(r["errors"]) == 0, r
 
+    # Remote-write again, encoding each request just before it is sent.
+    res = bench(bench_bin, f"--url={node.http_url}/api/v1/write", "--preencode_mb=0",
+                "--max_requests=3", f"--start_ms={start + ROUNDS * 15000}", *common)
+    assert res.returncode == 0 and "pre-encoded" not in res.stdout, "on-the-fly run failed"
+    r = result_line(res.stdout)
+    assert int(r["requests"]) == 3 and int(r["samples"]) == 1500 and int(r["errors"]) == 0, r
+
     # Every remote-written sample of one host's series is there.
     out = vigiltest.vigilctl(vigilctl_bin, node.grpc_addr, "select", '{instance="host-000003:9100"}',
                              "--start=now-1h", "--end=now+1m", "--format=json")

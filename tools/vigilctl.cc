@@ -8,8 +8,9 @@
 //   vigilctl --addr=HOST:PORT status
 //
 // --format=json prints select/query results and status as one JSON object.
-// Exits 0 on success, 1 when the server refused or failed a request (or some
-// samples were rejected), 2 for a usage error.
+// Exits 0 on success; 1 on any failure (bad arguments or input, a request the
+// server refused or failed, rejected samples), with the reason on stderr; 2 when
+// no command is given.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
