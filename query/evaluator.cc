@@ -1,6 +1,7 @@
 #include "query/evaluator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,12 @@ Labels DropMetricName(const Labels& l) {
   Labels out = l;
   out.Remove(kMetricNameLabel);
   return out;
+}
+
+int64_t CountPoints(const Matrix& m) {
+  int64_t n = 0;
+  for (const Series& s : m) n += static_cast<int64_t>(s.samples.size());
+  return n;
 }
 
 absl::Status CheckUniqueLabels(const Matrix& m) {
@@ -31,6 +38,12 @@ const Expr& Unwrap(const Expr& e) {
   const Expr* p = &e;
   while (p->kind == ExprKind::kParen) p = p->args[0].get();
   return *p;
+}
+
+double Evaluator::ScalarAt(const Value& v, int64_t step) {
+  if (v.matrix.empty()) return NAN;
+  const std::vector<Sample>& pts = v.matrix[0].samples;
+  return step < static_cast<int64_t>(pts.size()) ? pts[step].v : NAN;
 }
 
 absl::Status Evaluator::CheckDeadline() {
@@ -64,8 +77,7 @@ absl::StatusOr<Matrix> Evaluator::Select(const Expr& sel, int64_t mint, int64_t 
   SelectHints hints{mint, maxt};
   ASSIGN_OR_RETURN(SelectResult r, state_->source->Select(hints, sel.matchers));
   for (std::string& w : r.warnings) state_->warnings.push_back(std::move(w));
-  int64_t n = 0;
-  for (const Series& s : r.series) n += static_cast<int64_t>(s.samples.size());
+  int64_t n = CountPoints(r.series);
   RETURN_IF_ERROR(AddSamples(n));
   ReleaseSamples(n);  // Held only while this node is evaluated.
   RETURN_IF_ERROR(CheckDeadline());
@@ -138,16 +150,13 @@ absl::StatusOr<Value> Evaluator::EvalVectorSelector(const Expr& e) {
   return out;
 }
 
-void Evaluator::Window(const RangeArg& arg, const Series& s, int64_t ts,
-                       std::vector<Sample>* out) const {
-  out->clear();
+absl::Span<const Sample> Evaluator::Window(const RangeArg& arg, const Series& s,
+                                           int64_t ts) const {
   int64_t ref = RefTime(arg.at_kind, arg.at_ms, ts) - arg.offset_ms;
-  int64_t from = ref - arg.range_ms;
-  auto it = std::lower_bound(s.samples.begin(), s.samples.end(), from,
-                             [](const Sample& a, int64_t t) { return a.t < t; });
-  for (; it != s.samples.end() && it->t <= ref; ++it) {
-    if (!IsStaleNaN(it->v)) out->push_back(*it);
-  }
+  auto by_time = [](const Sample& a, int64_t t) { return a.t < t; };
+  auto from = std::lower_bound(s.samples.begin(), s.samples.end(), ref - arg.range_ms, by_time);
+  auto to = std::lower_bound(from, s.samples.end(), ref + 1, by_time);
+  return absl::Span<const Sample>(s.samples.data() + (from - s.samples.begin()), to - from);
 }
 
 absl::StatusOr<RangeArg> Evaluator::EvalRangeArg(const Expr& expr) {
@@ -162,6 +171,12 @@ absl::StatusOr<RangeArg> Evaluator::EvalRangeArg(const Expr& expr) {
     int64_t first = RefTime(vs.at_kind, vs.at_ms, start_) - vs.offset_ms;
     int64_t last = RefTime(vs.at_kind, vs.at_ms, end_) - vs.offset_ms;
     ASSIGN_OR_RETURN(arg.series, Select(vs, first - e.range_ms, last));
+    // Range vectors skip stale markers; dropping them once lets windows be slices.
+    for (Series& s : arg.series) {
+      s.samples.erase(std::remove_if(s.samples.begin(), s.samples.end(),
+                                     [](const Sample& p) { return IsStaleNaN(p.v); }),
+                      s.samples.end());
+    }
     return arg;
   }
   if (e.kind != ExprKind::kSubquery) {
@@ -188,12 +203,11 @@ absl::StatusOr<Value> Evaluator::EvalRangeTop(const Expr& e) {
   ASSIGN_OR_RETURN(RangeArg arg, EvalRangeArg(e));
   Value out;
   out.type = ValueType::kMatrix;
-  std::vector<Sample> window;
   for (Series& s : arg.series) {
-    Window(arg, s, start_, &window);
+    absl::Span<const Sample> window = Window(arg, s, start_);
     if (window.empty()) continue;
     RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(window.size())));
-    out.matrix.push_back(Series{std::move(s.labels), window});
+    out.matrix.push_back(Series{std::move(s.labels), {window.begin(), window.end()}});
   }
   return out;
 }
@@ -254,6 +268,8 @@ absl::StatusOr<Matrix> Evaluator::RangeEval(const std::vector<const Value*>& arg
       target->samples.push_back({ts, s.v});
     }
   }
+  // The arguments are consumed: their points no longer count as held.
+  for (const Value* v : args) ReleaseSamples(CountPoints(v->matrix));
   return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/clock.h"
 #include "query/ast.h"
 #include "query/series_source.h"
@@ -46,7 +47,7 @@ using StepFn = std::function<absl::StatusOr<Vector>(std::vector<StepArg>& args, 
 
 // A range-vector argument: series of raw samples and how to window them.
 struct RangeArg {
-  Matrix series;
+  Matrix series;  // stale markers removed
   int64_t range_ms = 0;
   int64_t offset_ms = 0;
   AtKind at_kind = AtKind::kNone;
@@ -65,8 +66,11 @@ class Evaluator {
   // yields two samples with equal labels.
   absl::StatusOr<Matrix> RangeEval(const std::vector<const Value*>& args, const StepFn& fn);
 
-  // The samples of `s` in [ts - range, ts] after offset / @, stale markers dropped.
-  void Window(const RangeArg& arg, const Series& s, int64_t ts, std::vector<Sample>* out) const;
+  // The samples of `s` (one of arg.series) in [ts - range, ts] after offset / @.
+  absl::Span<const Sample> Window(const RangeArg& arg, const Series& s, int64_t ts) const;
+
+  // The value of scalar `v` at step index `step`; NaN if it has none.
+  static double ScalarAt(const Value& v, int64_t step);
 
   absl::Status CheckDeadline();
   // Counts `n` more samples held; kResourceExhausted past max_samples.
@@ -94,6 +98,9 @@ class Evaluator {
   EvalState* state_;
   int64_t start_, end_, interval_;
 };
+
+// Total points in `m`.
+int64_t CountPoints(const Matrix& m);
 
 // kFailedPrecondition if two series of `m` have equal labels.
 absl::Status CheckUniqueLabels(const Matrix& m);

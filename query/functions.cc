@@ -249,15 +249,12 @@ absl::StatusOr<Value> Evaluator::EvalRangeFunction(const Expr& e, int matrix_arg
   ASSIGN_OR_RETURN(RangeArg arg, EvalRangeArg(*e.args[matrix_arg]));
   Value out;
   out.type = ValueType::kVector;
-  int64_t steps = (end_ - start_) / interval_ + 1;
-  std::vector<Sample> window;
   if (name == "absent_over_time") {
     Series s{AbsentLabels(*e.args[0]), {}};
     for (int64_t ts = start_; ts <= end_; ts += interval_) {
       bool any = false;
       for (const Series& in : arg.series) {
-        Window(arg, in, ts, &window);
-        if ((any = !window.empty())) break;
+        if ((any = !Window(arg, in, ts).empty())) break;
       }
       if (!any) s.samples.push_back({ts, 1});
     }
@@ -268,7 +265,6 @@ absl::StatusOr<Value> Evaluator::EvalRangeFunction(const Expr& e, int matrix_arg
   if (fn == nullptr) return absl::UnimplementedError(absl::StrCat("function ", name));
   bool keep_name = name == "last_over_time";
   RangeWindow w;
-  w.samples = &window;
   w.range_ms = arg.range_ms;
   w.scalars.resize(scalars.size());
   for (Series& in : arg.series) {
@@ -276,21 +272,22 @@ absl::StatusOr<Value> Evaluator::EvalRangeFunction(const Expr& e, int matrix_arg
     Series o{keep_name ? std::move(in.labels) : DropMetricName(in.labels), {}};
     int64_t step = 0;
     for (int64_t ts = start_; ts <= end_; ts += interval_, ++step) {
-      Window(arg, in, ts, &window);
-      if (window.empty()) continue;
+      w.samples = Window(arg, in, ts);
+      if (w.samples.empty()) continue;
       w.range_end = RefTime(arg.at_kind, arg.at_ms, ts) - arg.offset_ms;
       w.range_start = w.range_end - arg.range_ms;
       w.ts = ts;
-      for (size_t k = 0; k < scalars.size(); ++k) {
-        const std::vector<Sample>& pts = scalars[k].matrix[0].samples;
-        w.scalars[k] = static_cast<int64_t>(pts.size()) == steps ? pts[step].v : NAN;
-      }
+      for (size_t k = 0; k < scalars.size(); ++k) w.scalars[k] = ScalarAt(scalars[k], step);
       ASSIGN_OR_RETURN(std::optional<double> v, fn(w));
       if (v.has_value()) o.samples.push_back({ts, *v});
     }
     if (o.samples.empty()) continue;
     RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(o.samples.size())));
     out.matrix.push_back(std::move(o));
+  }
+  for (const Value& v : scalars) ReleaseSamples(CountPoints(v.matrix));
+  if (Unwrap(*e.args[matrix_arg]).kind == ExprKind::kSubquery) {
+    ReleaseSamples(CountPoints(arg.series));
   }
   RETURN_IF_ERROR(CheckUniqueLabels(out.matrix));
   return out;

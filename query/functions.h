@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "query/ast.h"
 #include "query/evaluator.h"
 #include "query/value.h"
@@ -20,7 +21,7 @@ namespace vigil::query {
 
 // What a range function sees at one step.
 struct RangeWindow {
-  const std::vector<Sample>* samples;  // non-stale, time-ordered, at least one
+  absl::Span<const Sample> samples;  // non-stale, time-ordered, at least one
   int64_t range_start = 0;             // ms, inclusive (ref - range)
   int64_t range_end = 0;               // ms (ref)
   int64_t range_ms = 0;

@@ -15,7 +15,7 @@ using Result = absl::StatusOr<std::optional<double>>;
 // Prometheus' extrapolatedRate: the increase over the window, extrapolated to
 // its edges unless the series starts or ends well inside it.
 Result ExtrapolatedRate(const RangeWindow& w, bool is_counter, bool is_rate) {
-  const std::vector<Sample>& s = *w.samples;
+  absl::Span<const Sample> s = w.samples;
   if (s.size() < 2) return std::nullopt;
   double result = s.back().v - s.front().v;
   if (is_counter) {
@@ -44,7 +44,7 @@ Result ExtrapolatedRate(const RangeWindow& w, bool is_counter, bool is_rate) {
 }
 
 Result InstantValue(const RangeWindow& w, bool is_rate) {
-  const std::vector<Sample>& s = *w.samples;
+  absl::Span<const Sample> s = w.samples;
   if (s.size() < 2) return std::nullopt;
   const Sample& last = s[s.size() - 1];
   const Sample& prev = s[s.size() - 2];
@@ -56,7 +56,7 @@ Result InstantValue(const RangeWindow& w, bool is_rate) {
 }
 
 // Least-squares fit of the samples against time (seconds from intercept_ms).
-std::pair<double, double> LinearRegression(const std::vector<Sample>& s, int64_t intercept_ms) {
+std::pair<double, double> LinearRegression(absl::Span<const Sample> s, int64_t intercept_ms) {
   double n = 0, sum_x = 0, sum_y = 0, sum_xy = 0, sum_x2 = 0;
   double init_y = s[0].v;
   bool const_y = true;
@@ -89,7 +89,7 @@ Result HoltWinters(const RangeWindow& w) {
     return absl::FailedPreconditionError(
         absl::StrCat("invalid trend factor. Expected: 0 < tf < 1, got: ", tf));
   }
-  const std::vector<Sample>& s = *w.samples;
+  absl::Span<const Sample> s = w.samples;
   if (s.size() < 2) return std::nullopt;
   double s0 = 0, s1 = s[0].v, b = s[1].v - s[0].v;
   for (size_t i = 1; i < s.size(); ++i) {
@@ -104,7 +104,7 @@ Result HoltWinters(const RangeWindow& w) {
 
 Result AvgOverTime(const RangeWindow& w) {
   double mean = 0, count = 0;
-  for (const Sample& p : *w.samples) {
+  for (const Sample& p : w.samples) {
     count += 1;
     if (std::isinf(mean)) {
       if (std::isinf(p.v) && (mean > 0) == (p.v > 0)) continue;
@@ -115,7 +115,7 @@ Result AvgOverTime(const RangeWindow& w) {
   return mean;
 }
 
-double StdVar(const std::vector<Sample>& s) {
+double StdVar(absl::Span<const Sample> s) {
   double count = 0, mean = 0, aux = 0;
   for (const Sample& p : s) {
     count += 1;
@@ -127,7 +127,7 @@ double StdVar(const std::vector<Sample>& s) {
 }
 
 Result Changes(const RangeWindow& w, bool resets) {
-  const std::vector<Sample>& s = *w.samples;
+  absl::Span<const Sample> s = w.samples;
   double n = 0;
   for (size_t i = 1; i < s.size(); ++i) {
     double cur = s[i].v, prev = s[i - 1].v;
@@ -147,37 +147,37 @@ const absl::flat_hash_map<std::string, RangeFn>& RangeFunctions() {
       {"resets", [](const RangeWindow& w) { return Changes(w, true); }},
       {"deriv",
        [](const RangeWindow& w) -> Result {
-         if (w.samples->size() < 2) return std::nullopt;
-         return LinearRegression(*w.samples, (*w.samples)[0].t).first;
+         if (w.samples.size() < 2) return std::nullopt;
+         return LinearRegression(w.samples, (w.samples)[0].t).first;
        }},
       {"predict_linear",
        [](const RangeWindow& w) -> Result {
-         if (w.samples->size() < 2) return std::nullopt;
-         auto [slope, intercept] = LinearRegression(*w.samples, w.ts);
+         if (w.samples.size() < 2) return std::nullopt;
+         auto [slope, intercept] = LinearRegression(w.samples, w.ts);
          return slope * w.scalars[0] + intercept;
        }},
       {"holt_winters", HoltWinters},
       {"avg_over_time", AvgOverTime},
       {"count_over_time",
-       [](const RangeWindow& w) -> Result { return static_cast<double>(w.samples->size()); }},
+       [](const RangeWindow& w) -> Result { return static_cast<double>(w.samples.size()); }},
       {"sum_over_time",
        [](const RangeWindow& w) -> Result {
          double sum = 0;
-         for (const Sample& p : *w.samples) sum += p.v;
+         for (const Sample& p : w.samples) sum += p.v;
          return sum;
        }},
       {"min_over_time",
        [](const RangeWindow& w) -> Result {
-         double v = (*w.samples)[0].v;
-         for (const Sample& p : *w.samples) {
+         double v = (w.samples)[0].v;
+         for (const Sample& p : w.samples) {
            if (p.v < v || std::isnan(v)) v = p.v;
          }
          return v;
        }},
       {"max_over_time",
        [](const RangeWindow& w) -> Result {
-         double v = (*w.samples)[0].v;
-         for (const Sample& p : *w.samples) {
+         double v = (w.samples)[0].v;
+         for (const Sample& p : w.samples) {
            if (p.v > v || std::isnan(v)) v = p.v;
          }
          return v;
@@ -185,13 +185,13 @@ const absl::flat_hash_map<std::string, RangeFn>& RangeFunctions() {
       {"quantile_over_time",
        [](const RangeWindow& w) -> Result {
          std::vector<double> vals;
-         for (const Sample& p : *w.samples) vals.push_back(p.v);
+         for (const Sample& p : w.samples) vals.push_back(p.v);
          return Quantile(w.scalars[0], std::move(vals));
        }},
       {"stddev_over_time",
-       [](const RangeWindow& w) -> Result { return std::sqrt(StdVar(*w.samples)); }},
-      {"stdvar_over_time", [](const RangeWindow& w) -> Result { return StdVar(*w.samples); }},
-      {"last_over_time", [](const RangeWindow& w) -> Result { return w.samples->back().v; }},
+       [](const RangeWindow& w) -> Result { return std::sqrt(StdVar(w.samples)); }},
+      {"stdvar_over_time", [](const RangeWindow& w) -> Result { return StdVar(w.samples); }},
+      {"last_over_time", [](const RangeWindow& w) -> Result { return w.samples.back().v; }},
       {"present_over_time", [](const RangeWindow& w) -> Result { return 1.0; }},
   };
   return *m;
