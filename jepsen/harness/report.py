@@ -66,6 +66,10 @@ def timeline(events, windows, path, title):
     return None
 
 
+def _cls(valid):
+    return "ok" if valid is True else ("bad" if valid in (False, None) else "")
+
+
 def index_html(out_dir, results):
     rows = []
     for name, res in results.get("checkers", {}).items():
@@ -73,7 +77,7 @@ def index_html(out_dir, results):
         counts = {k: v for k, v in res.items()
                   if isinstance(v, (int, float, str, bool)) and k != "valid"}
         rows.append("<tr><td>%s</td><td class=%s>%s</td><td><code>%s</code></td></tr>" % (
-            html.escape(name), "ok" if valid is True else "bad", html.escape(str(valid)),
+            html.escape(name), _cls(valid), html.escape(str(valid)),
             html.escape(json.dumps(counts, sort_keys=True))))
     logs = sorted(f for f in os.listdir(out_dir) if f.endswith(".log"))
     img = ('<img src="timeline.png" alt="timeline" style="max-width:100%">'
@@ -86,12 +90,16 @@ table{border-collapse:collapse}.ok{color:#2a9d3f;font-weight:bold}.bad{color:#d6
 <h1>%(run)s: <span class=%(cls)s>valid = %(valid)s</span></h1>
 <p><code>%(cmd)s</code></p>
 <table><tr><th>checker</th><th>valid</th><th>counts</th></tr>%(rows)s</table>
+%(notes)s
 <h2>Timeline</h2>%(img)s
 <h2>Files</h2><ul><li><a href="results.json">results.json</a></li>
 <li><a href="history.jsonl">history.jsonl</a> (every invoke and completion)</li>%(logs)s</ul>
 </body></html>
 """ % {"run": html.escape(results["run"]), "valid": html.escape(str(results["valid"])),
-       "cls": "ok" if results["valid"] is True else "bad",
+       "cls": _cls(results["valid"]),
+       "notes": "".join("<p>%s</p>" % html.escape(str(n)) for n in
+                        results.get("notes", []) + results.get("errors", []) +
+                        ["fault windows (s): %s" % results.get("fault_windows")]),
        "cmd": html.escape(results.get("command", "")), "rows": "".join(rows), "img": img,
        "logs": "".join('<li><a href="%s">%s</a></li>' % (html.escape(f), html.escape(f))
                        for f in logs)}

@@ -165,8 +165,9 @@ class Run:
             if self.faketime is None and cfg.nemesis != "all":
                 raise nemesis_mod.Unsupported("libfaketime is not installed")
         self.nemesis = nemesis_mod.make(self, cfg.nemesis, cfg.seed)  # Unsupported early
-        rng = random.Random(cfg.seed)
-        self.net = net_mod.Network(self.tag, net_mod.choose_subnet(rng), cfg.nodes)
+        # Not from the seed: parallel runs with one seed must not pick the same subnet.
+        self.net = net_mod.Network(self.tag, net_mod.choose_subnet(random.SystemRandom()),
+                                   cfg.nodes)
         self.net.create()
         if cfg.nodes > 1:
             if "-peers" in helptext:
