@@ -146,6 +146,8 @@ class TSDB::Impl {
   // First timestamp not dropped by retention.
   int64_t MinKeptTime() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<SeriesId> ShardSeriesLocked(uint32_t shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets the series (memory, index, 'S'/'P'/'M' keys; not their chunks).
+  void RemoveSeriesLocked(const std::vector<SeriesId>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Partition(int64_t t) const;
 
   // Constant after construction / Open.

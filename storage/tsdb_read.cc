@@ -239,10 +239,9 @@ absl::StatusOr<uint64_t> TSDB::Impl::ShardDigest(uint32_t shard, int64_t mint, i
   return digest;
 }
 
-absl::Status TSDB::Impl::DropShard(uint32_t shard) {
-  absl::MutexLock l(&mu_);
-  absl::flat_hash_set<SeriesId> dropped;
-  for (SeriesId id : ShardSeriesLocked(shard)) {
+void TSDB::Impl::RemoveSeriesLocked(const std::vector<SeriesId>& ids) {
+  absl::flat_hash_set<SeriesId> removed;
+  for (SeriesId id : ids) {
     MemSeries* s = series_[id].get();
     batch_.Delete(SeriesKey(id));
     batch_.Delete(MarkKey(id));
@@ -263,12 +262,17 @@ absl::Status TSDB::Impl::DropShard(uint32_t shard) {
     } else {
       collisions_.erase(s->canonical);
     }
-    dropped.insert(id);
+    if (--shard_series_[s->shard] == 0) shard_series_.erase(s->shard);
+    removed.insert(id);
     series_[id].reset();
     num_series_--;
   }
-  index_.RemoveSeries(dropped);
-  shard_series_.erase(shard);
+  index_.RemoveSeries(removed);
+}
+
+absl::Status TSDB::Impl::DropShard(uint32_t shard) {
+  absl::MutexLock l(&mu_);
+  RemoveSeriesLocked(ShardSeriesLocked(shard));
   for (int64_t p : partitions_) {
     batch_.DeleteRange(ChunkPrefix(p, shard), ChunkPrefix(p, shard + 1));
   }
@@ -281,28 +285,39 @@ absl::StatusOr<int> TSDB::Impl::ApplyRetention() {
   absl::MutexLock l(&mu_);
   const int64_t now = opts_.clock->NowMillis();
   const int64_t new_min = Partition(now - absl::ToInt64Milliseconds(opts_.retention));
-  if (new_min <= min_partition_) return 0;
   int dropped = 0;
-  while (!partitions_.empty() && *partitions_.begin() < new_min) {
-    partitions_.erase(partitions_.begin());
-    dropped++;
+  if (new_min > min_partition_) {
+    while (!partitions_.empty() && *partitions_.begin() < new_min) {
+      partitions_.erase(partitions_.begin());
+      dropped++;
+    }
+    min_partition_ = new_min;
+    std::string value;
+    PutOrderedInt64(&value, new_min);
+    const std::string begin(1, kChunkPrefix), end = ChunkPrefix(new_min);
+    const rocksdb::Slice b(begin), e(end);
+    // Whole SST files of old partitions go first (cheap), then a range
+    // tombstone covers the rest.
+    RETURN_IF_ERROR(
+        FromRocks(rocksdb::DeleteFilesInRange(db_.get(), db_->DefaultColumnFamily(), &b, &e)));
+    batch_.Put(kMinPartitionKey, value);
+    batch_.DeleteRange(begin, end);
+    RETURN_IF_ERROR(WriteBatchLocked());
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    RETURN_IF_ERROR(FromRocks(db_->Flush(fo)));
+    rocksdb::CompactRangeOptions co;
+    RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, &b, &e)));
   }
-  min_partition_ = new_min;
-  std::string value;
-  PutOrderedInt64(&value, new_min);
-  const std::string begin(1, kChunkPrefix), end = ChunkPrefix(new_min);
-  const rocksdb::Slice b(begin), e(end);
-  // Whole SST files of old partitions go first (cheap), then a range tombstone
-  // covers the rest.
-  RETURN_IF_ERROR(FromRocks(rocksdb::DeleteFilesInRange(db_.get(), db_->DefaultColumnFamily(), &b, &e)));
-  batch_.Put(kMinPartitionKey, value);
-  batch_.DeleteRange(begin, end);
+  // Forget series with nothing left. (If the WAL still defines one, recovery
+  // brings it back empty and the next ApplyRetention removes it again.)
+  std::vector<SeriesId> gone;
+  const int64_t min_kept = MinKeptTime();
+  for (const auto& s : series_) {
+    if (s != nullptr && !s->has_head() && s->max_t < min_kept) gone.push_back(s->id);
+  }
+  RemoveSeriesLocked(gone);
   RETURN_IF_ERROR(WriteBatchLocked());
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  RETURN_IF_ERROR(FromRocks(db_->Flush(fo)));
-  rocksdb::CompactRangeOptions co;
-  RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, &b, &e)));
   return dropped;
 }
 

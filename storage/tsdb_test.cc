@@ -415,6 +415,24 @@ TEST_F(TSDBTest, RetentionDropsWholePartitions) {
   EXPECT_EQ(Samples({Eq("__name__", "m")}).size(), 6u);
 }
 
+TEST_F(TSDBTest, RetentionForgetsSeriesWithoutData) {
+  opts_.retention = absl::Hours(4);
+  Open();
+  MustAppend(BatchBuilder().Add({{"__name__", "old"}}, {{kStart, 1}}));
+  clock_.Set(absl::FromUnixMillis(kStart + 10 * 3600000LL));
+  ASSERT_EQ(MustAppend(BatchBuilder().Add({{"__name__", "new"}}, {{kStart + 10 * 3600000LL, 1}})).appended, 1);
+  ASSERT_OK(db_->ApplyRetention().status());
+  // "old" still has its head in memory: kept until sealed.
+  EXPECT_EQ(db_->GetStats().series, 2);
+  ASSERT_OK(db_->Flush());
+  ASSERT_OK(db_->ApplyRetention().status());  // nothing more to drop, but series are checked
+  ASSERT_OK_AND_ASSIGN(auto values, db_->LabelValues("__name__", {}, INT64_MIN, INT64_MAX));
+  EXPECT_THAT(values, ElementsAre("new"));
+  EXPECT_EQ(db_->GetStats().series, 1);
+  Open();
+  EXPECT_EQ(db_->GetStats().series, 1);
+}
+
 TEST_F(TSDBTest, ShardExportImportDigestAndDrop) {
   opts_.chunk_samples = 4;
   Open();
