@@ -427,8 +427,6 @@ absl::Status TSDB::Impl::FlushLocked() {
   return absl::OkStatus();
 }
 
-namespace {
-
 // Per-thread scratch space so the append path does not allocate per series.
 struct AppendScratch {
   struct Prepared {
@@ -443,6 +441,8 @@ struct AppendScratch {
   std::vector<const LabelRef*> refs;
   std::string defs, entries, samples, payload;
 };
+
+namespace {
 
 AppendScratch& Scratch() {
   thread_local AppendScratch scratch;
@@ -556,19 +556,16 @@ absl::StatusOr<AppendResult> TSDB::Impl::Append(const std::vector<SeriesAppend>&
       }
     }
     samples_appended_total_ += result.appended;
-    if (n_defs == 0 && sc.entries.empty()) return result;  // nothing to make durable
-    sc.payload.clear();
-    PutVarint(&sc.payload, n_defs);
-    sc.payload.append(sc.defs);
-    sc.payload.append(sc.entries);
-    wal_->Enqueue(lsn, sc.payload);
-    absl::Status s = WriteBatchLocked();
-    if (s.ok()) s = MaybeTruncateWal();
-    if (!s.ok()) {
-      broken_ = s;
-      return s;
+    if (n_defs == 0 && sc.entries.empty()) {
+      // Nothing new to log, but a duplicate may be of a sample another caller
+      // has applied and not yet made durable: wait for that caller's record.
+      if (result.duplicates == 0) return result;
+      lsn = last_enqueued_lsn_;
+    } else {
+      RETURN_IF_ERROR(EnqueueLocked(lsn, n_defs, sc));
     }
   }
+  if (lsn == 0) return result;
   absl::Status s = wal_->WaitDurable(lsn);
   if (!s.ok()) {
     absl::MutexLock l(&mu_);
@@ -576,6 +573,19 @@ absl::StatusOr<AppendResult> TSDB::Impl::Append(const std::vector<SeriesAppend>&
     return s;
   }
   return result;
+}
+
+absl::Status TSDB::Impl::EnqueueLocked(uint64_t lsn, uint64_t n_defs, AppendScratch& sc) {
+  sc.payload.clear();
+  PutVarint(&sc.payload, n_defs);
+  sc.payload.append(sc.defs);
+  sc.payload.append(sc.entries);
+  wal_->Enqueue(lsn, sc.payload);
+  last_enqueued_lsn_ = lsn;
+  absl::Status s = WriteBatchLocked();
+  if (s.ok()) s = MaybeTruncateWal();
+  if (!s.ok()) broken_ = s;
+  return s;
 }
 
 // --- TSDB: forwards to Impl ---

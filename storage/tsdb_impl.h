@@ -36,6 +36,8 @@ inline absl::Status FromRocks(const rocksdb::Status& s) {
 
 inline constexpr int64_t kNoTimestamp = std::numeric_limits<int64_t>::min();
 
+struct AppendScratch;  // tsdb.cc
+
 // One series in memory: identity, its open head and where its head begins in the WAL.
 struct MemSeries {
   SeriesId id = 0;
@@ -124,6 +126,10 @@ class TSDB::Impl {
   // Moves the head and ooo samples into chunks queued in batch_.
   void Seal(MemSeries* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs the record of an Append (sc.defs, sc.entries) as `lsn` and writes its
+  // RocksDB batch; an error there makes the TSDB refuse further appends.
+  absl::Status EnqueueLocked(uint64_t lsn, uint64_t n_defs, AppendScratch& sc)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees WAL segments no head depends on, force-sealing heads that pin segments
   // once the WAL passes its size budget.
   absl::Status MaybeTruncateWal() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -173,6 +179,7 @@ class TSDB::Impl {
   // Partitions below this were dropped by retention; their samples are rejected.
   int64_t min_partition_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<int64_t>::min();
   uint64_t next_lsn_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t last_enqueued_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none this session
   SeriesId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t samples_appended_total_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t chunks_sealed_total_ ABSL_GUARDED_BY(mu_) = 0;
