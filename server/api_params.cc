@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace vigil::server {
 namespace {
@@ -20,7 +21,43 @@ bool ParseGoFloat(absl::string_view s, double* out) {
   return absl::SimpleAtod(s, out);
 }
 
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool UrlDecode(absl::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out->push_back(' ');
+    } else if (in[i] == '%') {
+      const int hi = i + 1 < in.size() ? HexValue(in[i + 1]) : -1;
+      const int lo = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+void ParseQueryString(absl::string_view query, ParamMap* out) {
+  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::string name, value;
+    if (!UrlDecode(pair.substr(0, eq), &name)) continue;
+    if (eq != absl::string_view::npos && !UrlDecode(pair.substr(eq + 1), &value)) continue;
+    out->emplace(std::move(name), std::move(value));
+  }
+}
 
 absl::StatusOr<int64_t> ParseApiTime(absl::string_view s) {
   double secs;

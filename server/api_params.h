@@ -6,6 +6,8 @@
 #define VIGIL_SERVER_API_PARAMS_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -28,6 +30,14 @@ absl::StatusOr<absl::Duration> ParseApiDuration(absl::string_view s);
 
 // A Prometheus duration only: "15d", "12h", "1h30m", "500ms", "0" (for flags).
 absl::StatusOr<absl::Duration> ParsePromDuration(absl::string_view s);
+
+// Request parameters by name, in the order they came.
+using ParamMap = std::multimap<std::string, std::string>;
+
+// Adds the pairs of a URL query string or form body ("a=1&b=x%3Dy") to `out`,
+// as Go's url.ParseQuery does: pairs split on '&', name and value at the first
+// '=', both percent-decoded with '+' as space; pairs with bad escapes dropped.
+void ParseQueryString(absl::string_view query, ParamMap* out);
 
 }  // namespace vigil::server
 

@@ -63,5 +63,18 @@ TEST(ApiParamsTest, ParsesDurations) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("overflows")));
 }
 
+TEST(ApiParamsTest, ParsesQueryStringsLikeGo) {
+  ParamMap p;
+  ParseQueryString("match[]=up{job=\"a\"}&match[]=x%3Dy&q=a+b%20c&empty&bad=%zz&t=1", &p);
+  auto range = p.equal_range("match[]");
+  std::vector<std::string> matches;
+  for (auto it = range.first; it != range.second; ++it) matches.push_back(it->second);
+  EXPECT_THAT(matches, ::testing::ElementsAre("up{job=\"a\"}", "x=y"));
+  EXPECT_EQ(p.find("q")->second, "a b c");
+  EXPECT_EQ(p.count("empty"), 1u);
+  EXPECT_EQ(p.count("bad"), 0u);
+  EXPECT_EQ(p.find("t")->second, "1");
+}
+
 }  // namespace
 }  // namespace vigil::server

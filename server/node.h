@@ -1,0 +1,122 @@
+// server/node.h
+//
+// Node: one running vigild. Owns the TSDB, the PromQL engine, the metrics
+// registry, the HTTP server (Prometheus API), the gRPC server (vigil.v1) and the
+// retention loop, and stops them in order.
+//
+// Start/Stop from one thread; everything else is thread-safe.
+#ifndef VIGIL_SERVER_NODE_H_
+#define VIGIL_SERVER_NODE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "query/engine.h"
+#include "server/grpc_services.h"
+#include "server/http_api.h"
+#include "server/metrics.h"
+#include "storage/tsdb.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace vigil::server {
+
+struct NodeOptions {
+  int64_t node_id = 1;
+  // HOST:PORT; port 0 picks a free port (see http_port()/grpc_port()).
+  std::string http_addr = "127.0.0.1:9401";
+  std::string grpc_addr = "127.0.0.1:7401";
+  storage::Options storage;  // storage.dir is the data directory
+  HttpApiOptions http;
+  query::EngineOptions engine;
+  // How often the retention loop drops expired partitions.
+  absl::Duration retention_interval = absl::Minutes(5);
+  int http_threads = 8;
+  std::string version = "0.1.0";
+};
+
+class Node {
+ public:
+  // Binds the HTTP port first (so /-/healthy answers and /-/ready says 503 while
+  // storage recovers), opens storage, then serves gRPC and starts the retention
+  // loop. kInvalidArgument for a bad address; kUnavailable if a port cannot be
+  // bound; storage's errors from TSDB::Open.
+  static absl::StatusOr<std::unique_ptr<Node>> Start(const NodeOptions& opts);
+  // Stop()s if still running.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Stops accepting requests, lets in-flight ones finish, stops the retention
+  // loop and flushes storage. Idempotent. Returns the flush's status.
+  absl::Status Stop();
+
+  int http_port() const { return http_port_; }
+  int grpc_port() const { return grpc_port_; }
+  storage::TSDB* tsdb() { return tsdb_.load(); }
+  metrics::Registry* metrics() { return &metrics_; }
+  // How long opening storage took.
+  absl::Duration recovery_time() const { return recovery_time_; }
+
+ private:
+  class ReadySource;
+  explicit Node(const NodeOptions& opts);
+
+  // What the HTTP and gRPC APIs serve from: this node's storage and engine.
+  ApiBackend Backend();
+  absl::Status StartHttp();
+  absl::Status OpenStorage();
+  absl::Status StartGrpc();
+  void RegisterMetrics();
+  absl::StatusOr<storage::AppendResult> Append(const std::vector<storage::SeriesAppend>& batch);
+  void RetentionLoop();
+
+  // Constant after construction.
+  const NodeOptions opts_;
+  const absl::Time start_time_;
+  metrics::Registry metrics_;
+  query::Engine engine_;
+  std::unique_ptr<ReadySource> source_;
+  std::unique_ptr<HttpApi> http_api_;
+  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<grpc::Server> grpc_;
+  std::unique_ptr<IngestService> ingest_service_;
+  std::unique_ptr<QueryService> query_service_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::thread http_thread_;
+  std::thread retention_thread_;
+  int http_port_ = 0;
+  int grpc_port_ = 0;
+  absl::Duration recovery_time_;
+  metrics::Counter* appended_;
+  metrics::Counter* duplicates_;
+  metrics::Counter* rejected_;
+
+  // Null until storage has recovered; set once. Owned by storage_owner_.
+  std::atomic<storage::TSDB*> tsdb_{nullptr};
+  std::unique_ptr<storage::TSDB> storage_owner_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ = false;  // Stop() ran; touched only by the owning thread.
+};
+
+// Splits "host:port" (the last ':' separates); kInvalidArgument otherwise.
+absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view addr);
+
+// The process' resident set size in bytes from /proc/self/status, or -1.
+int64_t ProcessRssBytes();
+
+}  // namespace vigil::server
+
+#endif  // VIGIL_SERVER_NODE_H_

@@ -1,0 +1,107 @@
+// server/vigild_main.cc
+//
+// vigild: one Vigil node. Serves the Prometheus HTTP API (remote-write, PromQL)
+// and the vigil.v1 gRPC API over the node's TSDB. SIGTERM or SIGINT stops it
+// gracefully: stop accepting, drain in-flight requests, flush storage, exit 0.
+#include <csignal>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "server/api_params.h"
+#include "server/node.h"
+
+DEFINE_string(data_dir, "", "Directory of the node's data (required).");
+DEFINE_string(http_addr, "127.0.0.1:9401", "HOST:PORT of the Prometheus-compatible HTTP API.");
+DEFINE_string(grpc_addr, "127.0.0.1:7401", "HOST:PORT of the vigil.v1 gRPC API.");
+DEFINE_string(retention, "15d", "How long samples are kept (Prometheus duration: 15d, 12h).");
+DEFINE_string(retention_interval, "5m", "How often expired partitions are dropped.");
+DEFINE_int64(node_id, 1, "This node's id in the cluster.");
+DEFINE_uint64(max_request_bytes, 32 << 20, "Largest request body accepted (413 above).");
+DEFINE_uint64(max_decompressed_bytes, 64 << 20, "Largest uncompressed remote-write request.");
+DEFINE_uint64(max_label_name_length, 1024, "Longest label name accepted.");
+DEFINE_uint64(max_label_value_length, 4096, "Longest label value accepted.");
+DEFINE_uint64(max_labels_per_series, 64, "Most labels a series may have.");
+DEFINE_string(ooo_window, "1h", "How far behind a series' newest sample a sample may arrive.");
+DEFINE_string(max_future, "10m", "How far ahead of the clock a sample may be.");
+DEFINE_string(query_timeout, "2m", "Default PromQL query timeout.");
+DEFINE_int64(query_max_samples, 50'000'000, "Most samples a query may hold in memory.");
+DEFINE_uint32(num_shards, 64, "Shards series hash onto; fixed for the life of the data.");
+DEFINE_int32(http_threads, 8, "HTTP worker threads.");
+
+namespace vigil::server {
+namespace {
+
+absl::Duration DurationFlag(const char* name, const std::string& value) {
+  absl::StatusOr<absl::Duration> d = ParsePromDuration(value);
+  if (!d.ok()) {
+    LOG(ERROR) << "--" << name << ": " << d.status().message();
+    std::exit(2);
+  }
+  return *d;
+}
+
+int Main() {
+  if (FLAGS_data_dir.empty()) {
+    LOG(ERROR) << "--data_dir is required";
+    return 2;
+  }
+  NodeOptions opts;
+  opts.node_id = FLAGS_node_id;
+  opts.http_addr = FLAGS_http_addr;
+  opts.grpc_addr = FLAGS_grpc_addr;
+  opts.storage.dir = FLAGS_data_dir;
+  opts.storage.num_shards = FLAGS_num_shards;
+  opts.storage.retention = DurationFlag("retention", FLAGS_retention);
+  opts.storage.ooo_window = DurationFlag("ooo_window", FLAGS_ooo_window);
+  opts.storage.max_future = DurationFlag("max_future", FLAGS_max_future);
+  opts.storage.limits.max_label_name_length = FLAGS_max_label_name_length;
+  opts.storage.limits.max_label_value_length = FLAGS_max_label_value_length;
+  opts.storage.limits.max_labels_per_series = FLAGS_max_labels_per_series;
+  opts.retention_interval = DurationFlag("retention_interval", FLAGS_retention_interval);
+  opts.http.max_request_bytes = FLAGS_max_request_bytes;
+  opts.http.decode.max_decompressed_bytes = FLAGS_max_decompressed_bytes;
+  opts.http.default_query_timeout = DurationFlag("query_timeout", FLAGS_query_timeout);
+  opts.engine.timeout = opts.http.default_query_timeout;
+  opts.engine.max_samples = FLAGS_query_max_samples;
+  opts.http_threads = FLAGS_http_threads;
+
+  // Block the stop signals in every thread (the servers' threads inherit this
+  // mask) and take them synchronously here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(opts);
+  if (!node.ok()) {
+    LOG(ERROR) << "vigild failed to start: " << node.status();
+    return 1;
+  }
+  LOG(INFO) << "vigild ready: http=" << FLAGS_http_addr << " grpc=" << FLAGS_grpc_addr
+            << " recovered in " << absl::ToInt64Milliseconds((*node)->recovery_time()) << " ms";
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LOG(INFO) << "signal " << sig << ": stopping";
+  const absl::Status s = (*node)->Stop();
+  if (!s.ok()) {
+    LOG(ERROR) << "stop: " << s;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace vigil::server
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("vigild --data_dir=DIR [--http_addr=HOST:PORT] [--grpc_addr=HOST:PORT]");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  return vigil::server::Main();
+}
