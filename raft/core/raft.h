@@ -153,7 +153,8 @@ class Raft {
   const RaftLog& log() const { return log_; }
   // The configuration in effect (the latest in the log).
   const ConfState& conf_state() const;
-  // The configuration as of log index `index` (>= the last snapshot's), for building snapshots.
+  // The configuration as of log index `index`, for building snapshots. `index` must be >= the
+  // latest snapshot's (including one received but not yet persisted: do not snapshot then).
   ConfState ConfStateAt(uint64_t index) const;
   // Leader only; nullptr for non-members.
   const Progress* progress(uint64_t id) const;

@@ -78,6 +78,8 @@ absl::Status MemoryStorage::Compact(uint64_t compact_index) {
   uint64_t offset = ents_[0].index;
   if (compact_index <= offset) return CompactedError();
   CHECK_LE(compact_index, LastIndex()) << "compact beyond last index";
+  // Entries after the snapshot must stay: a restart rebuilds the configuration from them.
+  CHECK_LE(compact_index, snapshot_.metadata.index) << "compact beyond the snapshot";
   uint64_t i = compact_index - offset;
   std::vector<Entry> kept(ents_.begin() + i, ents_.end());
   kept[0].data.clear();

@@ -34,7 +34,7 @@ class Storage {
   virtual absl::StatusOr<uint64_t> Term(uint64_t i) const = 0;
   virtual uint64_t FirstIndex() const = 0;
   virtual uint64_t LastIndex() const = 0;
-  // The most recent snapshot (metadata.index == FirstIndex()-1).
+  // The most recent snapshot (metadata.index >= FirstIndex()-1).
   virtual Snapshot GetSnapshot() const = 0;
 };
 
@@ -59,8 +59,8 @@ class MemoryStorage final : public Storage {
   // Records a snapshot of the state at `index` (<= LastIndex()) and returns it; the log is not
   // compacted. kFailedPrecondition if `index` is not newer than the current snapshot.
   absl::StatusOr<Snapshot> CreateSnapshot(uint64_t index, const ConfState& cs, std::string data);
-  // Discards entries before `compact_index` (which must be <= LastIndex()). CompactedError() if
-  // already compacted that far.
+  // Discards entries up to and including `compact_index` (which must be <= the snapshot's index).
+  // CompactedError() if already compacted that far.
   absl::Status Compact(uint64_t compact_index);
 
   // Initial state of a founding member: conf change entries 1..n (term 1) adding `voters`, and

@@ -1,0 +1,43 @@
+// raft/state_machine.h
+//
+// StateMachine: what a Raft-replicated service (cluster/'s control state) implements. RaftNode
+// calls it from its single loop thread only, in log order, after the entries are durable; so an
+// implementation needs no locking against RaftNode (but must lock against its own readers).
+#ifndef VIGIL_RAFT_STATE_MACHINE_H_
+#define VIGIL_RAFT_STATE_MACHINE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "raft/core/types.h"
+
+namespace vigil::raft {
+
+class StateMachine {
+ public:
+  virtual ~StateMachine() = default;
+
+  // Applies the committed command `data` at log `index` and returns the reply for its proposer.
+  // Must be deterministic: every replica applies the same commands in the same order and must
+  // reach the same state (use raft/session.h to make retried commands apply once). Errors that
+  // depend only on the command (bad input) belong in the reply, not in a crash.
+  virtual std::string Apply(uint64_t index, absl::string_view data) = 0;
+
+  // A membership change committed at `index`; `conf` is the configuration after it. The
+  // change's context carries whatever the proposer put there (e.g. the new node's address).
+  virtual void ApplyConfChange(uint64_t index, const ConfChange& change, const ConfState& conf) {}
+
+  // Serializes the whole state as of the last applied index, for log compaction and for
+  // followers too far behind.
+  virtual absl::StatusOr<std::string> Snapshot() = 0;
+
+  // Replaces the whole state by `data` from Snapshot(). kDataLoss if it does not parse.
+  virtual absl::Status Restore(absl::string_view data) = 0;
+};
+
+}  // namespace vigil::raft
+
+#endif  // VIGIL_RAFT_STATE_MACHINE_H_

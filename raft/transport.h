@@ -1,0 +1,37 @@
+// raft/transport.h
+//
+// Transport: how a RaftNode exchanges raft::Message with its peers. Delivery is best effort:
+// messages may be lost, duplicated or reordered and the core copes, so a transport never retries
+// on its own and never blocks the caller on the network. Thread-safe.
+#ifndef VIGIL_RAFT_TRANSPORT_H_
+#define VIGIL_RAFT_TRANSPORT_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "raft/core/types.h"
+
+namespace vigil::raft {
+
+class Transport {
+ public:
+  // Receives every inbound message; called from transport threads, must not block for long
+  // (RaftNode just posts to its inbox).
+  using Handler = std::function<void(Message)>;
+
+  virtual ~Transport() = default;
+
+  // Installs the inbound handler; call once before Start()ing the node.
+  virtual void SetHandler(Handler handler) = 0;
+  // Where to reach node `id` (e.g. "host:port"); replaces a previous address.
+  virtual void AddPeer(uint64_t id, const std::string& address) = 0;
+  virtual void RemovePeer(uint64_t id) = 0;
+  // Queues `msgs` for sending and returns at once. Messages to unknown peers are dropped.
+  virtual void Send(std::vector<Message> msgs) = 0;
+};
+
+}  // namespace vigil::raft
+
+#endif  // VIGIL_RAFT_TRANSPORT_H_
