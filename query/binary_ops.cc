@@ -1,6 +1,7 @@
 // Binary operators: arithmetic, comparisons and set operators between scalars
 // and vectors, with Prometheus' vector matching (promql/engine.go VectorBinop).
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
@@ -156,26 +157,40 @@ Vector SetBinop(Tok op, const VectorMatching& m, Vector& lhs, Vector& rhs) {
   return out;
 }
 
-Vector VectorScalarBinop(Tok op, Vector& vec, double scalar, bool swap, bool return_bool) {
-  Vector out;
-  for (VSample& s : vec) {
-    double l = s.v, r = scalar;
-    if (swap) std::swap(l, r);
-    auto [value, keep] = ElemBinop(op, l, r);
-    if (IsComparisonOp(op) && swap) value = r;
-    if (return_bool) {
-      value = keep ? 1 : 0;
-      keep = true;
-    }
-    if (!keep) continue;
-    if (DropsName(op) || return_bool) s.labels.Remove(kMetricNameLabel);
-    s.v = value;
-    out.push_back(std::move(s));
-  }
-  return out;
+// `vec op scalar` (or `scalar op vec` when swapped) for one sample; nullopt if
+// a comparison filters it out.
+std::optional<double> VectorScalarElem(Tok op, double vec, double scalar, bool swap,
+                                       bool return_bool) {
+  double l = swap ? scalar : vec, r = swap ? vec : scalar;
+  auto [value, keep] = ElemBinop(op, l, r);
+  if (IsComparisonOp(op)) value = vec;  // a comparison keeps the vector's value
+  if (return_bool) return keep ? 1.0 : 0.0;
+  if (!keep) return std::nullopt;
+  return value;
 }
 
 }  // namespace
+
+// Series by series: a series' output labels are the same at every step.
+absl::StatusOr<Value> Evaluator::VectorScalar(Tok op, bool return_bool, Value& vec,
+                                              const Value& scalar, bool swap) {
+  Value out;
+  out.type = ValueType::kVector;
+  bool drop_name = DropsName(op) || return_bool;
+  for (Series& s : vec.matrix) {
+    Series o{drop_name ? DropMetricName(s.labels) : std::move(s.labels), {}};
+    for (const Sample& p : s.samples) {
+      double sv = ScalarAt(scalar, (p.t - start_) / interval_);
+      std::optional<double> v = VectorScalarElem(op, p.v, sv, swap, return_bool);
+      if (v.has_value()) o.samples.push_back({p.t, *v});
+    }
+    if (!o.samples.empty()) out.matrix.push_back(std::move(o));
+  }
+  ReleaseSamples(CountPoints(vec.matrix) + CountPoints(scalar.matrix));
+  RETURN_IF_ERROR(AddSamples(CountPoints(out.matrix)));
+  RETURN_IF_ERROR(MergeEqualLabels(&out.matrix));
+  return out;
+}
 
 absl::StatusOr<Value> Evaluator::EvalBinary(const Expr& e) {
   ASSIGN_OR_RETURN(Value lhs, Eval(*e.args[0]));
@@ -193,10 +208,7 @@ absl::StatusOr<Value> Evaluator::EvalBinary(const Expr& e) {
       return Vector{VSample{Labels(), v, 0}};
     };
   } else if (ls || rs) {
-    fn = [op, ls, rb](std::vector<StepArg>& a, int64_t) -> absl::StatusOr<Vector> {
-      return ls ? VectorScalarBinop(op, a[1].vec, a[0].scalar, true, rb)
-                : VectorScalarBinop(op, a[0].vec, a[1].scalar, false, rb);
-    };
+    return VectorScalar(op, rb, ls ? rhs : lhs, ls ? lhs : rhs, ls);
   } else {
     const VectorMatching& m = *e.matching;
     fn = [op, &m, rb](std::vector<StepArg>& a, int64_t) -> absl::StatusOr<Vector> {

@@ -1,6 +1,7 @@
 #include "query/evaluator.h"
 
 #include <algorithm>
+#include <iterator>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
@@ -30,6 +31,34 @@ absl::Status CheckUniqueLabels(const Matrix& m) {
     if (*ls[i] == *ls[i - 1]) {
       return absl::FailedPreconditionError("vector cannot contain metrics with the same labelset");
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MergeEqualLabels(Matrix* m) {
+  absl::flat_hash_map<std::string, size_t> first;
+  bool merged = false;
+  for (size_t i = 0; i < m->size(); ++i) {
+    auto [it, inserted] = first.try_emplace((*m)[i].labels.Canonical(), i);
+    if (inserted) continue;
+    std::vector<Sample>& into = (*m)[it->second].samples;
+    std::vector<Sample>& from = (*m)[i].samples;
+    std::vector<Sample> all;
+    std::merge(into.begin(), into.end(), from.begin(), from.end(), std::back_inserter(all),
+               [](const Sample& a, const Sample& b) { return a.t < b.t; });
+    for (size_t k = 1; k < all.size(); ++k) {
+      if (all[k].t == all[k - 1].t) {
+        return absl::FailedPreconditionError(
+            "vector cannot contain metrics with the same labelset");
+      }
+    }
+    into = std::move(all);
+    from.clear();
+    merged = true;
+  }
+  if (merged) {
+    m->erase(std::remove_if(m->begin(), m->end(), [](const Series& s) { return s.samples.empty(); }),
+             m->end());
   }
   return absl::OkStatus();
 }
@@ -127,8 +156,8 @@ absl::StatusOr<Value> Evaluator::EvalVectorSelector(const Expr& e) {
   ASSIGN_OR_RETURN(Matrix raw, Select(e, first - state_->lookback_ms, last));
   Value out;
   out.type = ValueType::kVector;
-  int64_t total = 0;
   for (Series& s : raw) {
+    RETURN_IF_ERROR(CheckDeadline());
     Series o;
     size_t j = 0;
     const std::vector<Sample>& in = s.samples;
@@ -142,11 +171,10 @@ absl::StatusOr<Value> Evaluator::EvalVectorSelector(const Expr& e) {
       o.samples.push_back({ts, smp.v});
     }
     if (o.samples.empty()) continue;
-    total += static_cast<int64_t>(o.samples.size());
+    RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(o.samples.size())));
     o.labels = std::move(s.labels);
     out.matrix.push_back(std::move(o));
   }
-  RETURN_IF_ERROR(AddSamples(total));
   return out;
 }
 
@@ -192,8 +220,15 @@ absl::StatusOr<RangeArg> Evaluator::EvalRangeArg(const Expr& expr) {
   // The first step-aligned time at or after lo (Go's truncating division).
   int64_t sub_start = step * (lo / step);
   if (sub_start < lo) sub_start += step;
-  Evaluator inner(state_, sub_start, base_end - e.offset_ms, step);
-  if (sub_start > base_end - e.offset_ms) return arg;
+  int64_t sub_end = base_end - e.offset_ms;
+  if (sub_start > sub_end) return arg;
+  // Every step of the inner evaluation holds at least a point per scalar: refuse
+  // step counts that could never fit rather than allocate for them.
+  if ((sub_end - sub_start) / step + 1 > state_->max_samples) {
+    return absl::ResourceExhaustedError(
+        "query processing would load too many samples into memory in query execution");
+  }
+  Evaluator inner(state_, sub_start, sub_end, step);
   ASSIGN_OR_RETURN(Value v, inner.Eval(*e.args[0]));
   arg.series = std::move(v.matrix);
   return arg;

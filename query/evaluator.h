@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct StepArg {
   Vector vec;
   double scalar = 0;
 };
+// A function applied to each sample on its own: the sample's value, its step time
+// and the call's scalar arguments give the new value, or nullopt to drop it.
+using SampleFn = std::function<std::optional<double>(double v, int64_t ts,
+                                                     const std::vector<double>& scalars)>;
 using StepFn = std::function<absl::StatusOr<Vector>(std::vector<StepArg>& args, int64_t ts)>;
 
 // A range-vector argument: series of raw samples and how to window them.
@@ -88,9 +93,12 @@ class Evaluator {
   absl::StatusOr<Value> EvalRangeTop(const Expr& e);
   absl::StatusOr<Value> EvalUnary(const Expr& e);
   absl::StatusOr<Value> EvalBinary(const Expr& e);
+  absl::StatusOr<Value> VectorScalar(Tok op, bool return_bool, Value& vec, const Value& scalar,
+                                     bool swap);
   absl::StatusOr<Value> EvalAggregate(const Expr& e);
   absl::StatusOr<Value> EvalCall(const Expr& e);
   absl::StatusOr<Value> EvalRangeFunction(const Expr& e, int matrix_arg);
+  absl::StatusOr<Value> EvalSampleFunction(const Expr& e, const SampleFn& fn);
   absl::StatusOr<Value> EvalTimestampOfSelector(const Expr& e, const Expr& sel);
   absl::StatusOr<Matrix> Select(const Expr& sel, int64_t mint, int64_t maxt);
   int64_t RefTime(AtKind kind, int64_t at_ms, int64_t ts) const;
@@ -104,6 +112,11 @@ int64_t CountPoints(const Matrix& m);
 
 // kFailedPrecondition if two series of `m` have equal labels.
 absl::Status CheckUniqueLabels(const Matrix& m);
+
+// Merges series that ended up with equal labels (after dropping the metric
+// name, say) as Prometheus' per-step evaluation does; kFailedPrecondition if two
+// of them have a point at the same time.
+absl::Status MergeEqualLabels(Matrix* m);
 
 // Removes parentheses around `e`.
 const Expr& Unwrap(const Expr& e);

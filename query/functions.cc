@@ -86,16 +86,6 @@ const absl::flat_hash_map<std::string, DateFn>& DateFunctions() {
   return *m;
 }
 
-// f applied to every sample, the metric name dropped.
-template <typename F>
-Vector MapValues(Vector& in, F f) {
-  for (VSample& s : in) {
-    s.labels.Remove(kMetricNameLabel);
-    s.v = f(s.v);
-  }
-  return std::move(in);
-}
-
 Vector SortVector(Vector& in, bool desc) {
   // sort.Sort(sort.Reverse(...)) in Prometheus: NaN last either way.
   std::stable_sort(in.begin(), in.end(), [desc](const VSample& a, const VSample& b) {
@@ -106,7 +96,47 @@ Vector SortVector(Vector& in, bool desc) {
   return std::move(in);
 }
 
+const absl::flat_hash_map<std::string, SampleFn>& SampleFunctions() {
+  static const auto* m = [] {
+    auto* m = new absl::flat_hash_map<std::string, SampleFn>;
+    for (const auto& [name, f] : MathFunctions()) {
+      MathFn fn = f;
+      (*m)[name] = [fn](double v, int64_t, const std::vector<double>&) { return fn(v); };
+    }
+    for (const auto& [name, f] : DateFunctions()) {
+      DateFn fn = f;
+      (*m)[name] = [fn](double v, int64_t, const std::vector<double>&) {
+        absl::Time t = absl::FromUnixSeconds(static_cast<int64_t>(v));
+        return fn(absl::ToCivilSecond(t, absl::UTCTimeZone()));
+      };
+    }
+    (*m)["round"] = [](double v, int64_t, const std::vector<double>& s) {
+      double inv = 1.0 / (s.empty() ? 1.0 : s[0]);
+      return std::floor(v * inv + 0.5) / inv;
+    };
+    (*m)["clamp"] = [](double v, int64_t, const std::vector<double>& s) -> std::optional<double> {
+      if (s[1] < s[0]) return std::nullopt;
+      return GoMax(s[0], GoMin(s[1], v));
+    };
+    (*m)["clamp_max"] = [](double v, int64_t, const std::vector<double>& s) {
+      return GoMin(s[0], v);
+    };
+    (*m)["clamp_min"] = [](double v, int64_t, const std::vector<double>& s) {
+      return GoMax(s[0], v);
+    };
+    // Outside a plain selector a sample's time is its step's.
+    (*m)["timestamp"] = [](double, int64_t ts, const std::vector<double>&) { return ts / 1000.0; };
+    return m;
+  }();
+  return *m;
+}
+
 }  // namespace
+
+const SampleFn* LookupSampleFunction(absl::string_view name) {
+  auto it = SampleFunctions().find(std::string(name));
+  return it == SampleFunctions().end() ? nullptr : &it->second;
+}
 
 Labels AbsentLabels(const Expr& arg) {
   const std::vector<LabelMatcher>* ms = nullptr;
@@ -130,41 +160,20 @@ Labels AbsentLabels(const Expr& arg) {
 absl::StatusOr<Vector> CallInstantFunction(const Expr& call, std::vector<StepArg>& args,
                                            const std::vector<std::string>& strs, int64_t ts) {
   const std::string& name = call.func->name;
-  auto math = MathFunctions().find(name);
-  if (math != MathFunctions().end()) return MapValues(args[0].vec, math->second);
-  auto date = DateFunctions().find(name);
-  if (date != DateFunctions().end()) {
+  if (const SampleFn* f = LookupSampleFunction(name)) {
+    // Date functions without an argument read vector(time()).
     Vector in = args.empty() ? Vector{VSample{Labels(), ts / 1000.0, ts}} : std::move(args[0].vec);
-    DateFn f = date->second;
-    return MapValues(in, [f](double v) {
-      absl::Time t = absl::FromUnixSeconds(static_cast<int64_t>(v));
-      return f(absl::ToCivilSecond(t, absl::UTCTimeZone()));
-    });
-  }
-  if (name == "round") {
-    double to = args.size() > 1 ? args[1].scalar : 1;
-    double inv = 1.0 / to;
-    return MapValues(args[0].vec, [inv](double v) { return std::floor(v * inv + 0.5) / inv; });
-  }
-  if (name == "clamp") {
-    double lo = args[1].scalar, hi = args[2].scalar;
-    if (hi < lo) return Vector{};
-    return MapValues(args[0].vec, [lo, hi](double v) { return GoMax(lo, GoMin(hi, v)); });
-  }
-  if (name == "clamp_max") {
-    double hi = args[1].scalar;
-    return MapValues(args[0].vec, [hi](double v) { return GoMin(hi, v); });
-  }
-  if (name == "clamp_min") {
-    double lo = args[1].scalar;
-    return MapValues(args[0].vec, [lo](double v) { return GoMax(lo, v); });
-  }
-  if (name == "timestamp") {
-    for (VSample& s : args[0].vec) {
+    std::vector<double> scalars;
+    for (size_t i = 1; i < args.size(); ++i) scalars.push_back(args[i].scalar);
+    Vector out;
+    for (VSample& s : in) {
+      std::optional<double> v = (*f)(s.v, ts, scalars);
+      if (!v.has_value()) continue;
       s.labels.Remove(kMetricNameLabel);
-      s.v = s.t / 1000.0;
+      s.v = *v;
+      out.push_back(std::move(s));
     }
-    return std::move(args[0].vec);
+    return out;
   }
   if (name == "absent") {
     if (!args[0].vec.empty()) return Vector{};
@@ -195,6 +204,8 @@ absl::StatusOr<Value> Evaluator::EvalCall(const Expr& e) {
   if (e.func->name == "timestamp" && Unwrap(*e.args[0]).kind == ExprKind::kVectorSelector) {
     return EvalTimestampOfSelector(e, Unwrap(*e.args[0]));
   }
+  const SampleFn* sample_fn = LookupSampleFunction(e.func->name);
+  if (sample_fn != nullptr && !e.args.empty()) return EvalSampleFunction(e, *sample_fn);
   std::vector<Value> vals(e.args.size());
   std::vector<std::string> strs(e.args.size());
   std::vector<const Value*> range_args;
@@ -212,6 +223,31 @@ absl::StatusOr<Value> Evaluator::EvalCall(const Expr& e) {
     return CallInstantFunction(e, a, strs, ts);
   };
   ASSIGN_OR_RETURN(out.matrix, RangeEval(range_args, fn));
+  return out;
+}
+
+absl::StatusOr<Value> Evaluator::EvalSampleFunction(const Expr& e, const SampleFn& fn) {
+  std::vector<Value> vals(e.args.size());
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    ASSIGN_OR_RETURN(vals[i], Eval(*e.args[i]));
+  }
+  // Series by series: the output labels are computed once per series, not per sample.
+  Value out;
+  out.type = ValueType::kVector;
+  std::vector<double> scalars(vals.size() - 1);
+  for (Series& s : vals[0].matrix) {
+    Series o{DropMetricName(s.labels), {}};
+    for (const Sample& p : s.samples) {
+      int64_t step = (p.t - start_) / interval_;
+      for (size_t k = 1; k < vals.size(); ++k) scalars[k - 1] = ScalarAt(vals[k], step);
+      std::optional<double> v = fn(p.v, p.t, scalars);
+      if (v.has_value()) o.samples.push_back({p.t, *v});
+    }
+    if (!o.samples.empty()) out.matrix.push_back(std::move(o));
+  }
+  for (const Value& v : vals) ReleaseSamples(CountPoints(v.matrix));
+  RETURN_IF_ERROR(AddSamples(CountPoints(out.matrix)));
+  RETURN_IF_ERROR(MergeEqualLabels(&out.matrix));
   return out;
 }
 

@@ -35,6 +35,10 @@ using RangeFn = absl::StatusOr<std::optional<double>> (*)(const RangeWindow& w);
 // The range function called `name` (rate, *_over_time, ...); nullptr if none.
 RangeFn LookupRangeFunction(absl::string_view name);
 
+// The per-sample function (SampleFn, evaluator.h) called `name`, e.g. abs, round,
+// clamp, hour; nullptr if `name` is not one. Their outputs drop the metric name.
+const SampleFn* LookupSampleFunction(absl::string_view name);
+
 // One step of a function over instant vectors and scalars. `strs` holds the
 // string arguments (by argument position; empty for non-strings).
 absl::StatusOr<Vector> CallInstantFunction(const Expr& call, std::vector<StepArg>& args,
