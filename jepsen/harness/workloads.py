@@ -208,13 +208,18 @@ class RegisterWorkload:
             return "info", {"error": repr(e)}
         if status == 200 or (status == 409 and f == "cas"):
             doc = json.loads(body)
+            # Only what the server said goes into the output: the model checks
+            # the fields that are present.
             if f == "read":
-                return "ok", {"value": doc.get("value"), "version": doc.get("version")}
-            if f == "write":
-                return "ok", {"version": doc.get("version")}
-            out = {"ok": bool(doc.get("ok"))}
-            if not out["ok"]:
-                out.update(value=doc.get("value"), version=doc.get("version"))
+                out = {"value": doc.get("value")}
+            elif f == "write":
+                out = {}
+            else:
+                out = {"ok": bool(doc.get("ok"))}
+                if not out["ok"] and "value" in doc:
+                    out["value"] = doc["value"]
+            if "version" in doc:
+                out["version"] = doc["version"]
             return "ok", out
         if 400 <= status < 500:
             return "fail", {"error": "HTTP %d: %s" % (status, body[:200])}
