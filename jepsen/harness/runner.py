@@ -226,10 +226,11 @@ class Run:
     def raft_poller(self):
         misses = 0
         while not self.stopping.wait(0.5):
-            answered = False
+            answered = polled = False
             for node in list(self.nodes.values()):
                 if not node.alive() or node.paused:
                     continue
+                polled = True
                 doc = nodes_mod.http_get_json(node.ip, node.http_port, RAFT_PATH, timeout=1.0)
                 if isinstance(doc, dict):
                     answered = True
@@ -238,8 +239,8 @@ class Run:
                     self.raft_obs.append(doc)
             if answered:
                 self.raft_supported = True
-            elif self.raft_supported is None:
-                misses += 1
+            elif self.raft_supported is None and polled:
+                misses += 1  # 10 rounds in which running nodes had no endpoint
                 if misses >= 10:
                     self.raft_supported = False
                     return
