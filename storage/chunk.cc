@@ -45,16 +45,21 @@ constexpr DodBuckets kValueDodBuckets = {{0b10, 2, 7}, {0b110, 3, 13}, {0b1110, 
 // Appends the `nbits` low bits of `value` to a bit stream whose last byte has
 // `*free_bits` unused low bits.
 void AppendBits(std::string* buf, uint8_t* free_bits, uint64_t value, int nbits) {
-  while (nbits > 0) {
-    if (*free_bits == 0) {
-      buf->push_back('\0');
-      *free_bits = 8;
-    }
+  value &= Mask(nbits);
+  if (*free_bits > 0) {  // fill the last byte first
     const int n = nbits < *free_bits ? nbits : *free_bits;
-    const uint64_t bits = (value >> (nbits - n)) & Mask(n);
+    const uint64_t bits = value >> (nbits - n);
     buf->back() = static_cast<char>(static_cast<uint8_t>(buf->back()) | (bits << (*free_bits - n)));
     *free_bits -= n;
     nbits -= n;
+  }
+  while (nbits >= 8) {
+    nbits -= 8;
+    buf->push_back(static_cast<char>(value >> nbits));
+  }
+  if (nbits > 0) {
+    buf->push_back(static_cast<char>((value << (8 - nbits)) & 0xff));
+    *free_bits = static_cast<uint8_t>(8 - nbits);
   }
 }
 

@@ -619,11 +619,11 @@ absl::StatusOr<query::SelectResult> TSDB::Select(const query::SelectHints& hints
 }
 absl::StatusOr<std::vector<std::string>> TSDB::LabelNames(const std::vector<LabelMatcher>& matchers,
                                                           int64_t mint, int64_t maxt) {
-  return impl_->LabelNames(matchers);
+  return impl_->LabelNames(matchers, mint, maxt);
 }
 absl::StatusOr<std::vector<std::string>> TSDB::LabelValues(
     absl::string_view name, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
-  return impl_->LabelValues(name, matchers);
+  return impl_->LabelValues(name, matchers, mint, maxt);
 }
 std::vector<uint32_t> TSDB::ListShards() { return impl_->ListShards(); }
 absl::Status TSDB::ExportShard(uint32_t shard, int64_t mint, int64_t maxt,

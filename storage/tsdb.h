@@ -110,7 +110,8 @@ class TSDB : public query::SeriesSource {
   // once everything applied is durable. kUnavailable/kInternal on I/O failure.
   absl::StatusOr<AppendResult> Append(const std::vector<SeriesAppend>& batch);
 
-  // query::SeriesSource.
+  // query::SeriesSource. LabelNames and LabelValues count a series when it has
+  // samples at or after mint (maxt is not used to filter).
   absl::StatusOr<query::SelectResult> Select(const query::SelectHints& hints,
                                              const std::vector<LabelMatcher>& matchers) override;
   absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>& matchers,

@@ -78,9 +78,11 @@ class TSDB::Impl {
 
   absl::StatusOr<query::SelectResult> Select(const query::SelectHints& hints,
                                              const std::vector<LabelMatcher>& matchers);
-  absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>& matchers);
+  absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>& matchers,
+                                                      int64_t mint, int64_t maxt);
   absl::StatusOr<std::vector<std::string>> LabelValues(absl::string_view name,
-                                                       const std::vector<LabelMatcher>& matchers);
+                                                       const std::vector<LabelMatcher>& matchers,
+                                                       int64_t mint, int64_t maxt);
   std::vector<uint32_t> ListShards();
   absl::Status ExportShard(uint32_t shard, int64_t mint, int64_t maxt,
                            const std::function<absl::Status(std::vector<Series>)>& fn);
@@ -152,6 +154,9 @@ class TSDB::Impl {
   // First timestamp not dropped by retention.
   int64_t MinKeptTime() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<SeriesId> ShardSeriesLocked(uint32_t shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Series matching `matchers` (all if none) with samples at or after mint.
+  std::vector<SeriesId> LiveSeriesLocked(const std::vector<LabelMatcher>& matchers, int64_t mint,
+                                         int64_t maxt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets the series (memory, index, 'S'/'P'/'M' keys; not their chunks).
   void RemoveSeriesLocked(const std::vector<SeriesId>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Partition(int64_t t) const;

@@ -142,12 +142,24 @@ absl::StatusOr<query::SelectResult> TSDB::Impl::Select(const query::SelectHints&
   return result;
 }
 
+std::vector<SeriesId> TSDB::Impl::LiveSeriesLocked(const std::vector<LabelMatcher>& matchers,
+                                                  int64_t mint, int64_t maxt) {
+  std::vector<SeriesId> ids = index_.SelectOrAll(matchers);
+  if (mint > maxt) return {};
+  // A series counts if it has samples at or after mint (its newest sample is
+  // known; the oldest is not, so maxt does not filter).
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](SeriesId id) { return series_[id]->max_t < mint; }),
+            ids.end());
+  return ids;
+}
+
 absl::StatusOr<std::vector<std::string>> TSDB::Impl::LabelNames(
-    const std::vector<LabelMatcher>& matchers) {
+    const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
   absl::MutexLock l(&mu_);
-  if (matchers.empty()) return index_.LabelNames();
+  if (matchers.empty() && mint <= MinKeptTime() && mint <= maxt) return index_.LabelNames();
   absl::btree_set<std::string> names;
-  for (SeriesId id : index_.SelectOrAll(matchers)) {
+  for (SeriesId id : LiveSeriesLocked(matchers, mint, maxt)) {
     ForEachCanonicalLabel(series_[id]->canonical, [&](absl::string_view n, absl::string_view) {
       names.emplace(n);
     });
@@ -156,11 +168,11 @@ absl::StatusOr<std::vector<std::string>> TSDB::Impl::LabelNames(
 }
 
 absl::StatusOr<std::vector<std::string>> TSDB::Impl::LabelValues(
-    absl::string_view name, const std::vector<LabelMatcher>& matchers) {
+    absl::string_view name, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
   absl::MutexLock l(&mu_);
-  if (matchers.empty()) return index_.LabelValues(name);
+  if (matchers.empty() && mint <= MinKeptTime() && mint <= maxt) return index_.LabelValues(name);
   absl::btree_set<std::string> values;
-  for (SeriesId id : index_.SelectOrAll(matchers)) {
+  for (SeriesId id : LiveSeriesLocked(matchers, mint, maxt)) {
     ForEachCanonicalLabel(series_[id]->canonical, [&](absl::string_view n, absl::string_view v) {
       if (n == name) values.emplace(v);
     });

@@ -181,6 +181,12 @@ TEST_F(TSDBTest, LabelNamesAndValues) {
   EXPECT_THAT(values, ElementsAre("x", "y"));
   ASSERT_OK_AND_ASSIGN(values, db_->LabelValues("job", {Eq("zone", "z1")}, INT64_MIN, INT64_MAX));
   EXPECT_THAT(values, ElementsAre("y"));
+  // Only series with samples at or after mint count.
+  MustAppend(BatchBuilder().Add({{"__name__", "c"}, {"job", "w"}}, {{kStart + 60000, 1}}));
+  ASSERT_OK_AND_ASSIGN(values, db_->LabelValues("job", {}, kStart + 1, kStart + 120000));
+  EXPECT_THAT(values, ElementsAre("w"));
+  ASSERT_OK_AND_ASSIGN(names, db_->LabelNames({}, kStart + 1, kStart + 120000));
+  EXPECT_THAT(names, ElementsAre("__name__", "job"));
 }
 
 TEST_F(TSDBTest, OutOfOrderWithinWindowIsMergedOnRead) {
