@@ -86,75 +86,86 @@ Labels ResultMetric(const Labels& many, const Labels& one, Tok op, const VectorM
   return out;
 }
 
-absl::StatusOr<Vector> VectorBinop(Tok op, const VectorMatching& m, bool return_bool, Vector& lhs,
-                                   Vector& rhs) {
-  bool swapped = m.card == Cardinality::kOneToMany;
-  Vector& many = swapped ? rhs : lhs;
-  Vector& one = swapped ? lhs : rhs;
-  absl::flat_hash_map<std::string, const VSample*> one_sigs;
-  for (const VSample& s : one) {
-    auto [it, inserted] = one_sigs.emplace(Signature(s.labels, m), &s);
-    if (!inserted) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "found duplicate series for the match group ", MatchedLabels(s.labels, m).ToString(),
-          " on the ", swapped ? "left" : "right", " hand-side of the operation: [",
-          s.labels.ToString(), ", ", it->second->labels.ToString(),
-          "];many-to-many matching not allowed: matching labels must be unique on one side"));
-    }
+// The series of one operand present at a step: (index into its matrix, value).
+using Present = std::vector<std::pair<int, double>>;
+
+// Fills `present` with the series of `m` that have a point at `ts`.
+void PresentAt(const Matrix& m, int64_t ts, std::vector<size_t>* cursors, Present* present) {
+  present->clear();
+  for (size_t i = 0; i < m.size(); ++i) {
+    const std::vector<Sample>& pts = m[i].samples;
+    size_t& c = (*cursors)[i];
+    while (c < pts.size() && pts[c].t < ts) ++c;
+    if (c < pts.size() && pts[c].t == ts) present->push_back({static_cast<int>(i), pts[c].v});
   }
-  absl::flat_hash_map<std::string, absl::flat_hash_set<uint64_t>> matched;
-  Vector out;
-  for (const VSample& s : many) {
-    std::string sig = Signature(s.labels, m);
-    auto it = one_sigs.find(sig);
-    if (it == one_sigs.end()) continue;
-    const VSample& o = *it->second;
-    double vl = s.v, vr = o.v;
-    if (swapped) std::swap(vl, vr);
-    auto [value, keep] = ElemBinop(op, vl, vr);
-    if (return_bool) {
-      value = keep ? 1 : 0;
-    } else if (!keep) {
-      continue;
-    }
-    Labels metric = ResultMetric(s.labels, o.labels, op, m);
-    if (return_bool) metric.Remove(kMetricNameLabel);
-    auto [mit, first] = matched.try_emplace(sig);
-    if (m.card == Cardinality::kOneToOne) {
-      if (!first) {
-        return absl::FailedPreconditionError(
-            "multiple matches for labels: many-to-one matching must be explicit "
-            "(group_left/group_right)");
-      }
-    } else if (!mit->second.insert(metric.Hash()).second) {
-      return absl::FailedPreconditionError(
-          "multiple matches for labels: grouping labels must ensure unique matches");
-    }
-    out.push_back(VSample{std::move(metric), value, 0});
-  }
-  return out;
 }
 
-Vector SetBinop(Tok op, const VectorMatching& m, Vector& lhs, Vector& rhs) {
-  Vector out;
-  if (op == Tok::kOr) {
-    absl::flat_hash_set<std::string> left;
-    for (VSample& s : lhs) {
-      left.insert(Signature(s.labels, m));
-      out.push_back(std::move(s));
+// Output series by labels; each found once per (input pair) through a cache.
+class BinopOutput {
+ public:
+  explicit BinopOutput(Matrix* out) : out_(out) {}
+  // The index of the output series for key `pair`, whose labels `make()` computes
+  // on first use.
+  template <typename Make>
+  size_t For(uint64_t pair, Make make) {
+    auto it = by_pair_.find(pair);
+    if (it == by_pair_.end()) {
+      Labels l = make();
+      auto [lit, inserted] = by_labels_.try_emplace(l.Canonical(), out_->size());
+      if (inserted) out_->push_back(Series{std::move(l), {}});
+      it = by_pair_.emplace(pair, lit->second).first;
     }
-    for (VSample& s : rhs) {
-      if (!left.contains(Signature(s.labels, m))) out.push_back(std::move(s));
+    return it->second;
+  }
+
+ private:
+  Matrix* out_;
+  absl::flat_hash_map<uint64_t, size_t> by_pair_;
+  absl::flat_hash_map<std::string, size_t> by_labels_;
+};
+
+uint64_t PairKey(int a, int b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+absl::Status AppendPoint(Series& s, int64_t ts, double v) {
+  // Two outputs with the same labels at one step.
+  if (!s.samples.empty() && s.samples.back().t == ts) {
+    return absl::FailedPreconditionError("vector cannot contain metrics with the same labelset");
+  }
+  s.samples.push_back({ts, v});
+  return absl::OkStatus();
+}
+
+// One step of `and` / `or` / `unless`; `one_of_sig` holds the right side's
+// signatures present at this step.
+absl::Status SetStep(Tok op, const Matrix& lhs, const Matrix& rhs, const std::vector<int>& lsig,
+                     const std::vector<int>& rsig, const Present& l_at, const Present& r_at,
+                     int64_t ts, std::vector<int>* one_of_sig, BinopOutput* output,
+                     Matrix* out) {
+  if (op != Tok::kOr) {
+    for (const auto& [i, v] : l_at) {
+      if (((*one_of_sig)[lsig[i]] >= 0) != (op == Tok::kAnd)) continue;
+      int idx = i;
+      size_t o = output->For(PairKey(0, idx), [&] { return lhs[idx].labels; });
+      RETURN_IF_ERROR(AppendPoint((*out)[o], ts, v));
     }
-    return out;
+    return absl::OkStatus();
   }
-  absl::flat_hash_set<std::string> right;
-  for (const VSample& s : rhs) right.insert(Signature(s.labels, m));
-  bool want = op == Tok::kAnd;
-  for (VSample& s : lhs) {
-    if (right.contains(Signature(s.labels, m)) == want) out.push_back(std::move(s));
+  absl::flat_hash_set<int> left;
+  for (const auto& [i, v] : l_at) {
+    left.insert(lsig[i]);
+    int idx = i;
+    size_t o = output->For(PairKey(0, idx), [&] { return lhs[idx].labels; });
+    RETURN_IF_ERROR(AppendPoint((*out)[o], ts, v));
   }
-  return out;
+  for (const auto& [i, v] : r_at) {
+    if (left.contains(rsig[i])) continue;
+    int idx = i;
+    size_t o = output->For(PairKey(1, idx), [&] { return rhs[idx].labels; });
+    RETURN_IF_ERROR(AppendPoint((*out)[o], ts, v));
+  }
+  return absl::OkStatus();
 }
 
 // `vec op scalar` (or `scalar op vec` when swapped) for one sample; nullopt if
@@ -192,32 +203,117 @@ absl::StatusOr<Value> Evaluator::VectorScalar(Tok op, bool return_bool, Value& v
   return out;
 }
 
+// Vector-to-vector operators, step by step. Signatures are interned to small
+// integers and result labels computed once per series pair, not once per sample.
+absl::StatusOr<Value> Evaluator::VectorVector(const Expr& e, const Value& lhs, const Value& rhs) {
+  const VectorMatching& m = *e.matching;
+  Tok op = e.op;
+  bool set_op = op == Tok::kAnd || op == Tok::kOr || op == Tok::kUnless;
+  bool swapped = m.card == Cardinality::kOneToMany;  // never for set operators
+  const Matrix& many = swapped ? rhs.matrix : lhs.matrix;
+  const Matrix& one = swapped ? lhs.matrix : rhs.matrix;
+  absl::flat_hash_map<std::string, int> sig_ids;
+  auto intern = [&](const Series& s) {
+    return sig_ids.try_emplace(Signature(s.labels, m), static_cast<int>(sig_ids.size()))
+        .first->second;
+  };
+  std::vector<int> many_sig, one_sig;
+  for (const Series& s : many) many_sig.push_back(intern(s));
+  for (const Series& s : one) one_sig.push_back(intern(s));
+  // Per signature, for the current step: the one-side series (-1: none) and,
+  // for one-to-one matching, the step it was last matched at.
+  std::vector<int> one_of_sig(sig_ids.size(), -1);
+  std::vector<int64_t> matched_at(sig_ids.size(), -1);
+  std::vector<double> one_value(one.size());
+  // Per many-side series, the last (one-side series, output series) it produced.
+  std::vector<std::pair<int, size_t>> last_pair(many.size(), {-1, 0});
+  Value out;
+  out.type = ValueType::kVector;
+  BinopOutput output(&out.matrix);
+  std::vector<size_t> many_cur(many.size(), 0), one_cur(one.size(), 0);
+  Present many_at, one_at;
+  int64_t step = 0;
+  for (int64_t ts = start_; ts <= end_; ts += interval_, ++step) {
+    RETURN_IF_ERROR(CheckDeadline());
+    PresentAt(many, ts, &many_cur, &many_at);
+    PresentAt(one, ts, &one_cur, &one_at);
+    for (const auto& [i, v] : one_at) {
+      int& slot = one_of_sig[one_sig[i]];
+      if (slot >= 0 && !set_op) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "found duplicate series for the match group ",
+            MatchedLabels(one[i].labels, m).ToString(), " on the ", swapped ? "left" : "right",
+            " hand-side of the operation: [", one[i].labels.ToString(), ", ",
+            one[slot].labels.ToString(),
+            "];many-to-many matching not allowed: matching labels must be unique on one side"));
+      }
+      slot = i;
+      one_value[i] = v;
+    }
+    if (set_op) {
+      RETURN_IF_ERROR(SetStep(op, many, one, many_sig, one_sig, many_at, one_at, ts,
+                              &one_of_sig, &output, &out.matrix));
+      for (const auto& [i, v] : one_at) one_of_sig[one_sig[i]] = -1;
+      continue;
+    }
+    for (const auto& [i, v] : many_at) {
+      int j = one_of_sig[many_sig[i]];
+      if (j < 0) continue;
+      double vl = v, vr = one_value[j];
+      if (swapped) std::swap(vl, vr);
+      auto [value, keep] = ElemBinop(op, vl, vr);
+      if (e.return_bool) {
+        value = keep ? 1 : 0;
+      } else if (!keep) {
+        continue;
+      }
+      if (m.card == Cardinality::kOneToOne) {
+        if (matched_at[many_sig[i]] == step) {
+          return absl::FailedPreconditionError(
+              "multiple matches for labels: many-to-one matching must be explicit "
+              "(group_left/group_right)");
+        }
+        matched_at[many_sig[i]] = step;
+      }
+      if (last_pair[i].first != j) {
+        int mi = i;
+        size_t o = output.For(PairKey(mi, j), [&] {
+          Labels l = ResultMetric(many[mi].labels, one[j].labels, op, m);
+          if (e.return_bool) l.Remove(kMetricNameLabel);
+          return l;
+        });
+        last_pair[i] = {j, o};
+      }
+      std::vector<Sample>& pts = out.matrix[last_pair[i].second].samples;
+      if (!pts.empty() && pts.back().t == ts) {
+        return absl::FailedPreconditionError(
+            m.card == Cardinality::kOneToOne
+                ? "vector cannot contain metrics with the same labelset"
+                : "multiple matches for labels: grouping labels must ensure unique matches");
+      }
+      pts.push_back({ts, value});
+    }
+    for (const auto& [i, v] : one_at) one_of_sig[one_sig[i]] = -1;
+  }
+  ReleaseSamples(CountPoints(lhs.matrix) + CountPoints(rhs.matrix));
+  RETURN_IF_ERROR(AddSamples(CountPoints(out.matrix)));
+  return out;
+}
+
 absl::StatusOr<Value> Evaluator::EvalBinary(const Expr& e) {
   ASSIGN_OR_RETURN(Value lhs, Eval(*e.args[0]));
   ASSIGN_OR_RETURN(Value rhs, Eval(*e.args[1]));
   bool ls = lhs.type == ValueType::kScalar, rs = rhs.type == ValueType::kScalar;
-  Value out;
-  out.type = ls && rs ? ValueType::kScalar : ValueType::kVector;
+  if (ls != rs) return VectorScalar(e.op, e.return_bool, ls ? rhs : lhs, ls ? lhs : rhs, ls);
+  if (!ls) return VectorVector(e, lhs, rhs);
   Tok op = e.op;
-  bool rb = e.return_bool;
-  StepFn fn;
-  if (ls && rs) {
-    fn = [op](std::vector<StepArg>& a, int64_t) -> absl::StatusOr<Vector> {
-      auto [v, keep] = ElemBinop(op, a[0].scalar, a[1].scalar);
-      if (IsComparisonOp(op)) v = keep ? 1 : 0;
-      return Vector{VSample{Labels(), v, 0}};
-    };
-  } else if (ls || rs) {
-    return VectorScalar(op, rb, ls ? rhs : lhs, ls ? lhs : rhs, ls);
-  } else {
-    const VectorMatching& m = *e.matching;
-    fn = [op, &m, rb](std::vector<StepArg>& a, int64_t) -> absl::StatusOr<Vector> {
-      if (op == Tok::kAnd || op == Tok::kOr || op == Tok::kUnless) {
-        return SetBinop(op, m, a[0].vec, a[1].vec);
-      }
-      return VectorBinop(op, m, rb, a[0].vec, a[1].vec);
-    };
-  }
+  auto fn = [op](std::vector<StepArg>& a, int64_t) -> absl::StatusOr<Vector> {
+    auto [v, keep] = ElemBinop(op, a[0].scalar, a[1].scalar);
+    if (IsComparisonOp(op)) v = keep ? 1 : 0;
+    return Vector{VSample{Labels(), v, 0}};
+  };
+  Value out;
+  out.type = ValueType::kScalar;
   ASSIGN_OR_RETURN(out.matrix, RangeEval({&lhs, &rhs}, fn));
   return out;
 }

@@ -59,6 +59,9 @@ void BM_Topk(benchmark::State& s) { RunRange(s, "topk(5, rate(x[5m]))"); }
 void BM_HistogramQuantile(benchmark::State& s) {
   RunRange(s, "histogram_quantile(0.9, sum by (le, job) (rate(lat_bucket[5m])))");
 }
+void BM_VectorMatching(benchmark::State& s) {
+  RunRange(s, "sum by (job) (rate(x[5m]) / on(instance, job) group_left rate(x[10m]))");
+}
 void BM_RegexSelector(benchmark::State& s) {
   Engine engine;
   for (auto _ : s) {
@@ -69,6 +72,7 @@ void BM_RegexSelector(benchmark::State& s) {
 BENCHMARK(BM_SumRate)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Topk)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_HistogramQuantile)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_VectorMatching)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RegexSelector)->Unit(benchmark::kMillisecond);
 
 }  // namespace

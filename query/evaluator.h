@@ -95,6 +95,7 @@ class Evaluator {
   absl::StatusOr<Value> EvalBinary(const Expr& e);
   absl::StatusOr<Value> VectorScalar(Tok op, bool return_bool, Value& vec, const Value& scalar,
                                      bool swap);
+  absl::StatusOr<Value> VectorVector(const Expr& e, const Value& lhs, const Value& rhs);
   absl::StatusOr<Value> EvalAggregate(const Expr& e);
   absl::StatusOr<Value> EvalCall(const Expr& e);
   absl::StatusOr<Value> EvalRangeFunction(const Expr& e, int matrix_arg);
