@@ -1,6 +1,8 @@
 #include "storage/tsdb.h"
 
+#include <atomic>
 #include <cmath>
+#include <thread>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -534,6 +536,47 @@ TEST_F(TSDBTest, ConcurrentAppendersAllLand) {
   ASSERT_OK_AND_ASSIGN(query::SelectResult r, db_->Select({INT64_MIN, INT64_MAX}, {Eq("__name__", "m")}));
   ASSERT_EQ(r.series.size(), static_cast<size_t>(kThreads * kSeries));
   for (const Series& s : r.series) EXPECT_EQ(s.samples.size(), static_cast<size_t>(kBatches));
+}
+
+TEST_F(TSDBTest, ReadersSeeContiguousPrefixesWhileWritingAndFlushing) {
+  opts_.chunk_samples = 6;
+  Open();
+  constexpr int kWriters = 2, kSeries = 10, kRounds = 150;
+  std::atomic<int> writers_done{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; w++) {
+    threads.emplace_back([&, w] {
+      for (int r = 0; r < kRounds; r++) {
+        BatchBuilder b;
+        for (int s = 0; s < kSeries; s++) {
+          b.Add({{"__name__", "m"}, {"w", std::to_string(w)}, {"s", std::to_string(s)}},
+                {{kStart + r * 1000, static_cast<double>(r)}});
+        }
+        absl::StatusOr<AppendResult> res = db_->Append(b.batch());
+        ASSERT_TRUE(res.ok() && res->appended == kSeries);
+      }
+      writers_done++;
+    });
+  }
+  threads.emplace_back([&] {  // flusher
+    while (writers_done.load() < kWriters) ASSERT_OK(db_->Flush());
+  });
+  int checks = 0;
+  while (writers_done.load() < kWriters || checks == 0) {
+    absl::StatusOr<query::SelectResult> r = db_->Select({INT64_MIN, INT64_MAX}, {Eq("__name__", "m")});
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (const Series& s : r->series) {
+      for (size_t i = 0; i < s.samples.size(); i++) {
+        ASSERT_EQ(s.samples[i].t, kStart + static_cast<int64_t>(i) * 1000) << s.labels.ToString();
+        ASSERT_EQ(s.samples[i].v, i);
+      }
+    }
+    checks++;
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, db_->Select({INT64_MIN, INT64_MAX}, {Eq("__name__", "m")}));
+  ASSERT_EQ(r.series.size(), static_cast<size_t>(kWriters * kSeries));
+  for (const Series& s : r.series) EXPECT_EQ(s.samples.size(), static_cast<size_t>(kRounds));
 }
 
 }  // namespace
