@@ -2,13 +2,16 @@
 // HTTP on a free port.
 #include "server/http_api.h"
 
+#include <atomic>
 #include <regex>
+#include <thread>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "query/memory_source.h"
 #include "server/testing/node_fixture.h"
 
 namespace vigil::server {
@@ -256,6 +259,88 @@ TEST_F(HttpApiTest, MetricsExpositionParses) {
   EXPECT_EQ(values["vigil_http_request_duration_seconds_count{handler=\"query\"}"], 1);
   EXPECT_GT(values["process_resident_memory_bytes"], 0);
   EXPECT_EQ(values["vigil_ready"], 1);
+}
+
+TEST_F(HttpApiTest, GrafanaHealthCheckScalar) {
+  json j = GetJson("/api/v1/query?query=1%2B1&time=1.5");
+  EXPECT_EQ(j["data"], json::parse(R"({"resultType":"scalar","result":[1.5,"2"]})"));
+}
+
+// HttpApi over a backend of our own: readiness and storage faults. Storage
+// faults are retryable (5xx) unless the data itself is bad.
+class HttpApiBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ApiBackend backend;
+    backend.append = [this](const std::vector<storage::SeriesAppend>& b)
+        -> absl::StatusOr<storage::AppendResult> {
+      if (!append_status_.ok()) return append_status_;
+      storage::AppendResult r;
+      for (const auto& s : b) r.appended += static_cast<int64_t>(s.samples.size());
+      return r;
+    };
+    backend.source = &source_;
+    backend.engine = &engine_;
+    backend.metrics = &metrics_;
+    backend.ready = [this] { return ready_.load(); };
+    api_ = std::make_unique<HttpApi>(backend, HttpApiOptions{});
+    api_->Register(&server_);
+    const int port = server_.bind_to_any_port("127.0.0.1");
+    ASSERT_GT(port, 0);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port);
+    client_->set_read_timeout(60, 0);
+  }
+  void TearDown() override {
+    // stop() only takes effect once the accept loop runs.
+    while (!server_.is_running()) std::this_thread::yield();
+    server_.stop();
+    thread_.join();
+  }
+  int WriteStatus() {
+    httplib::Result r = client_->Post(
+        "/api/v1/write", {{"Content-Encoding", "snappy"}},
+        Snappy(SerializeWrite({Up("a", 1)})), "application/x-protobuf");
+    return r ? r->status : -1;
+  }
+
+  std::atomic<bool> ready_{false};
+  absl::Status append_status_;
+  query::MemorySeriesSource source_;
+  query::Engine engine_;
+  metrics::Registry metrics_;
+  std::unique_ptr<HttpApi> api_;
+  httplib::Server server_;
+  std::thread thread_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(HttpApiBackendTest, ReadyOnlyOnceBackendIs) {
+  httplib::Result r = client_->Get("/-/ready");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  ready_ = true;
+  r = client_->Get("/-/ready");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpApiBackendTest, WriteStatusFollowsStorageOutcome) {
+  EXPECT_EQ(WriteStatus(), 204);
+  append_status_ = absl::UnavailableError("disk busy");
+  EXPECT_EQ(WriteStatus(), 503);
+  append_status_ = absl::InternalError("io error");
+  EXPECT_EQ(WriteStatus(), 500);
+  append_status_ = absl::InvalidArgumentError("bad labels");
+  EXPECT_EQ(WriteStatus(), 400);
+}
+
+TEST_F(HttpApiBackendTest, QueriesReadTheGivenSource) {
+  source_.Add(Labels{{"__name__", "m"}, {"k", "v"}}, {{kNowMs, 0.25}});
+  httplib::Result r = client_->Get("/api/v1/query?query=m&time=" + kNowSec);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["data"]["result"][0]["value"][1], "0.25");
 }
 
 }  // namespace
