@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "raft/local_transport.h"
+#include "raft/raft_node_test_util.h"
 
 namespace vigil::raft {
 namespace {
@@ -21,46 +22,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::vigil::testing::IsOk;
 using ::vigil::testing::StatusIs;
-
-constexpr absl::Duration kTimeout = absl::Seconds(30);
-
-// Appends each command to a list; replies with the list's new length.
-class ListMachine : public StateMachine {
- public:
-  std::string Apply(uint64_t index, absl::string_view data) override {
-    absl::MutexLock l(&mu_);
-    items_.emplace_back(data);
-    return std::to_string(items_.size());
-  }
-  absl::StatusOr<std::string> Snapshot() override {
-    absl::MutexLock l(&mu_);
-    return absl::StrJoin(items_, "\n");
-  }
-  absl::Status Restore(absl::string_view data) override {
-    absl::MutexLock l(&mu_);
-    items_ = absl::StrSplit(data, '\n', absl::SkipEmpty());
-    return absl::OkStatus();
-  }
-  std::vector<std::string> items() const {
-    absl::MutexLock l(&mu_);
-    return items_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<std::string> items_ ABSL_GUARDED_BY(mu_);
-};
-
-// Polls `cond` until true or the (generous) deadline.
-template <typename F>
-bool Eventually(F cond) {
-  absl::Time deadline = absl::Now() + kTimeout;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return cond();
-}
 
 class RaftNodeTest : public ::testing::Test {
  protected:
