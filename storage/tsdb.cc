@@ -173,6 +173,8 @@ absl::Status TSDB::Impl::ReplayRecord(uint64_t lsn, absl::string_view payload) {
                 /*persist=*/true);
     }
   }
+  uint64_t base_t;
+  if (!GetVarint(&payload, &base_t)) return absl::DataLossError("bad wal record time base");
   const int64_t now = opts_.clock->NowMillis();
   std::string error;
   while (!payload.empty()) {
@@ -185,7 +187,7 @@ absl::Status TSDB::Impl::ReplayRecord(uint64_t lsn, absl::string_view payload) {
     }
     MemSeries* s = series_[id].get();
     auto mark_it = seal_marks_.find(s->id);
-    int64_t t = 0;
+    int64_t t = ZigZagDecode(base_t);
     for (uint64_t j = 0; j < n; j++) {
       uint64_t dt, bits;
       if (!GetVarint(&payload, &dt) || !GetFixed64LE(&payload, &bits)) {
@@ -529,7 +531,7 @@ absl::StatusOr<AppendResult> TSDB::Impl::Append(const std::vector<SeriesAppend>&
       }
       sc.samples.clear();
       uint64_t n = 0;
-      int64_t prev_t = 0;
+      int64_t prev_t = now;  // the record's time base
       for (const Sample& smp : batch[i].samples) {
         switch (ApplySample(s, smp.t, smp.v, lsn, now, /*replay=*/false, &error)) {
           case SampleOutcome::kAppended:
@@ -562,7 +564,7 @@ absl::StatusOr<AppendResult> TSDB::Impl::Append(const std::vector<SeriesAppend>&
       if (result.duplicates == 0) return result;
       lsn = last_enqueued_lsn_;
     } else {
-      RETURN_IF_ERROR(EnqueueLocked(lsn, n_defs, sc));
+      RETURN_IF_ERROR(EnqueueLocked(lsn, n_defs, now, sc));
     }
   }
   if (lsn == 0) return result;
@@ -575,10 +577,12 @@ absl::StatusOr<AppendResult> TSDB::Impl::Append(const std::vector<SeriesAppend>&
   return result;
 }
 
-absl::Status TSDB::Impl::EnqueueLocked(uint64_t lsn, uint64_t n_defs, AppendScratch& sc) {
+absl::Status TSDB::Impl::EnqueueLocked(uint64_t lsn, uint64_t n_defs, int64_t base_t,
+                                       AppendScratch& sc) {
   sc.payload.clear();
   PutVarint(&sc.payload, n_defs);
   sc.payload.append(sc.defs);
+  PutVarint(&sc.payload, ZigZagEncode(base_t));
   sc.payload.append(sc.entries);
   wal_->Enqueue(lsn, sc.payload);
   last_enqueued_lsn_ = lsn;

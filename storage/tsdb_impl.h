@@ -103,6 +103,7 @@ class TSDB::Impl {
     SeriesId id;
     uint32_t shard;
     std::string canonical;
+    int64_t max_t;             // no sealed chunk lies in a later partition
     std::vector<Sample> head;  // head and ooo samples in range, unsorted
   };
 
@@ -130,7 +131,7 @@ class TSDB::Impl {
   absl::Status WriteBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs the record of an Append (sc.defs, sc.entries) as `lsn` and writes its
   // RocksDB batch; an error there makes the TSDB refuse further appends.
-  absl::Status EnqueueLocked(uint64_t lsn, uint64_t n_defs, AppendScratch& sc)
+  absl::Status EnqueueLocked(uint64_t lsn, uint64_t n_defs, int64_t base_t, AppendScratch& sc)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees WAL segments no head depends on, force-sealing heads that pin segments
   // once the WAL passes its size budget.

@@ -61,7 +61,7 @@ std::vector<TSDB::Impl::SeriesSnapshot> TSDB::Impl::SnapshotSeries(
   for (SeriesId id : ids) {
     if (id >= series_.size() || series_[id] == nullptr) continue;
     const MemSeries& s = *series_[id];
-    SeriesSnapshot snap{id, s.shard, s.canonical, {}};
+    SeriesSnapshot snap{id, s.shard, s.canonical, s.max_t, {}};
     if (!s.head.empty() && s.head.last_t() >= mint && s.head.first_t() <= maxt) {
       AppendInRange(s.head.data(), mint, maxt, &snap.head, &ignored);  // our own encoding
     }
@@ -108,6 +108,7 @@ absl::StatusOr<std::vector<Series>> TSDB::Impl::ReadSeries(std::vector<SeriesSna
   for (SeriesSnapshot& snap : snaps) {
     std::vector<Sample> samples = std::move(snap.head);
     for (int64_t p : partitions) {
+      if (snap.max_t == kNoTimestamp || p > Partition(snap.max_t)) break;
       RETURN_IF_ERROR(ReadSealed(it.get(), p, snap.shard, snap.id, mint, maxt, &samples));
     }
     if (samples.empty()) continue;
