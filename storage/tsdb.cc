@@ -203,7 +203,11 @@ absl::Status TSDB::Impl::ReplayRecord(uint64_t lsn, absl::string_view payload) {
       }
       double v;
       std::memcpy(&v, &bits, sizeof v);
-      ApplySample(s, t, v, lsn, now, /*replay=*/true, &error);
+      // Positions number the record's samples, whatever becomes of them now
+      // (retention may reject what was accepted then).
+      if (ApplySample(s, t, v, lsn, now, /*replay=*/true, &error) != SampleOutcome::kAppended) {
+        AdvancePosition(s, lsn);
+      }
     }
   }
   if (batch_.Count() > 10000) RETURN_IF_ERROR(WriteBatchLocked());
