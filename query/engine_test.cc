@@ -104,6 +104,25 @@ class InstrumentedSource : public SeriesSource {
   }
 };
 
+TEST(MemorySeriesSourceTest, LaterSamplesReplaceAndSelectTrims) {
+  MemorySeriesSource src;
+  Labels l{{"__name__", "m"}};
+  src.Add(l, {{10, 1}, {20, 2}, {30, 3}});
+  src.Add(l, {{20, 5}, {5, 0}});
+  ASSERT_OK_AND_ASSIGN(SelectResult r,
+                       src.Select({10, 20}, {LabelMatcher::Equal("__name__", "m")}));
+  ASSERT_EQ(r.series.size(), 1u);
+  ASSERT_EQ(r.series[0].samples.size(), 2u);
+  EXPECT_EQ(r.series[0].samples[0].v, 1);
+  EXPECT_EQ(r.series[0].samples[1].v, 5);
+  ASSERT_OK_AND_ASSIGN(r, src.Select({31, 40}, {LabelMatcher::Equal("__name__", "m")}));
+  EXPECT_TRUE(r.series.empty());
+  EXPECT_THAT(src.Select({0, 40}, {LabelMatcher::Equal("job", "")}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, src.LabelNames({}, 0, 40));
+  EXPECT_EQ(names, std::vector<std::string>{"__name__"});
+}
+
 TEST(EngineLimitsTest, MaxSamplesIsResourceExhausted) {
   MemorySeriesSource src;
   for (int j = 0; j < 10; ++j) AddLinear(&src, absl::StrCat("j", j), 100, 1'000, 1);

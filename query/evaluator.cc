@@ -183,7 +183,8 @@ absl::Span<const Sample> Evaluator::Window(const RangeArg& arg, const Series& s,
   int64_t ref = RefTime(arg.at_kind, arg.at_ms, ts) - arg.offset_ms;
   auto by_time = [](const Sample& a, int64_t t) { return a.t < t; };
   auto from = std::lower_bound(s.samples.begin(), s.samples.end(), ref - arg.range_ms, by_time);
-  auto to = std::lower_bound(from, s.samples.end(), ref + 1, by_time);
+  auto to = std::upper_bound(from, s.samples.end(), ref,
+                             [](int64_t t, const Sample& a) { return t < a.t; });
   return absl::Span<const Sample>(s.samples.data() + (from - s.samples.begin()), to - from);
 }
 

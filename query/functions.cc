@@ -307,11 +307,17 @@ absl::StatusOr<Value> Evaluator::EvalRangeFunction(const Expr& e, int matrix_arg
     RETURN_IF_ERROR(CheckDeadline());
     Series o{keep_name ? std::move(in.labels) : DropMetricName(in.labels), {}};
     int64_t step = 0;
+    // The window [ref - range, ref] only moves forward: slide its ends instead of
+    // searching for them at every step.
+    const std::vector<Sample>& pts = in.samples;
+    size_t lo = 0, hi = 0;
     for (int64_t ts = start_; ts <= end_; ts += interval_, ++step) {
-      w.samples = Window(arg, in, ts);
-      if (w.samples.empty()) continue;
       w.range_end = RefTime(arg.at_kind, arg.at_ms, ts) - arg.offset_ms;
       w.range_start = w.range_end - arg.range_ms;
+      while (hi < pts.size() && pts[hi].t <= w.range_end) ++hi;
+      while (lo < hi && pts[lo].t < w.range_start) ++lo;
+      if (lo == hi) continue;
+      w.samples = absl::Span<const Sample>(pts.data() + lo, hi - lo);
       w.ts = ts;
       for (size_t k = 0; k < scalars.size(); ++k) w.scalars[k] = ScalarAt(scalars[k], step);
       ASSIGN_OR_RETURN(std::optional<double> v, fn(w));

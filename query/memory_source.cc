@@ -1,13 +1,23 @@
 #include "query/memory_source.h"
 
+#include <algorithm>
 #include <set>
 
 namespace vigil::query {
 
 void MemorySeriesSource::Add(const Labels& labels, const std::vector<Sample>& samples) {
   absl::MutexLock l(&mu_);
-  std::map<int64_t, double>& s = series_[labels];
-  for (const Sample& smp : samples) s[smp.t] = smp.v;
+  std::vector<Sample>& s = series_[labels];
+  // New samples win over old ones at the same time: put them first, then keep the
+  // first of each run of equal timestamps after a stable sort.
+  std::vector<Sample> merged(samples.rbegin(), samples.rend());
+  merged.insert(merged.end(), s.begin(), s.end());
+  auto by_time = [](const Sample& a, const Sample& b) { return a.t < b.t; };
+  std::stable_sort(merged.begin(), merged.end(), by_time);
+  merged.erase(std::unique(merged.begin(), merged.end(),
+                           [](const Sample& a, const Sample& b) { return a.t == b.t; }),
+               merged.end());
+  s = std::move(merged);
 }
 
 void MemorySeriesSource::Clear() {
@@ -26,9 +36,11 @@ std::vector<Series> MemorySeriesSource::Matching(const std::vector<LabelMatcher>
   for (const auto& [labels, samples] : series_) {
     if (!MatchesAll(matchers, labels)) continue;
     Series s;
-    for (auto it = samples.lower_bound(mint); it != samples.end() && it->first <= maxt; ++it) {
-      s.samples.push_back({it->first, it->second});
-    }
+    auto by_time = [](const Sample& a, int64_t t) { return a.t < t; };
+    auto from = std::lower_bound(samples.begin(), samples.end(), mint, by_time);
+    auto to = std::upper_bound(from, samples.end(), maxt,
+                               [](int64_t t, const Sample& a) { return t < a.t; });
+    s.samples.assign(from, to);
     if (s.samples.empty()) continue;
     s.labels = labels;
     out.push_back(std::move(s));

@@ -38,8 +38,9 @@ class MemorySeriesSource : public SeriesSource {
                                int64_t maxt) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
-  // Keyed by labels, so iteration is in label order. Samples sorted by time.
-  std::map<Labels, std::map<int64_t, double>> series_ ABSL_GUARDED_BY(mu_);
+  // Keyed by labels, so iteration is in label order.
+  // Invariant: each series' samples are sorted by time, timestamps unique.
+  std::map<Labels, std::vector<Sample>> series_ ABSL_GUARDED_BY(mu_);
   int64_t select_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

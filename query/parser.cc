@@ -91,6 +91,9 @@ absl::StatusOr<int64_t> DurationMs(absl::string_view s) {
     if (unit >= last_unit) {
       return absl::InvalidArgumentError(absl::StrCat("not a valid duration string: \"", s, "\""));
     }
+    if (j - i > 18 || n > (INT64_MAX - total) / unit) {
+      return absl::InvalidArgumentError(absl::StrCat("duration out of range: \"", s, "\""));
+    }
     last_unit = unit;
     total += n * unit;
     i = k;

@@ -181,6 +181,7 @@ TEST(ParserTest, ErrorsNamePositionAndExpectation) {
       {"foo[5mm]", "bad duration syntax: \"5mm\""},
       {"foo[5m1h]", "not a valid duration string: \"5m1h\""},
       {"foo[0m]", "duration must be greater than 0"},
+      {"foo[99999999999999999999y]", "duration out of range"},
       {"foo[1]", "missing unit character in duration"},
       {"foo[5m] offset 1", "unexpected number \"1\" in offset, expected duration"},
       {"foo offset 1m[5m]", "1:14: parse error: no offset modifiers allowed before range"},
