@@ -310,48 +310,46 @@ absl::StatusOr<WorkloadOptions> Options() {
   return o;
 }
 
-absl::Status Main() {
-  absl::StatusOr<WorkloadOptions> opts = Options();
-  if (!opts.ok()) return opts.status();
-  const WorkloadOptions& o = *opts;
-  if (const std::string path = absl::GetFlag(FLAGS_emit_openmetrics); !path.empty()) {
-    std::ofstream out(path);
-    WriteOpenMetrics(o, out);
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat("writing ", path, " failed"));
-    std::cout << "wrote " << o.series * o.rounds << " samples to " << path << "\n";
-    return absl::OkStatus();
-  }
-  const std::string url = absl::GetFlag(FLAGS_url), grpc_addr = absl::GetFlag(FLAGS_grpc);
-  if (url.empty() == grpc_addr.empty()) {
-    return absl::InvalidArgumentError("give exactly one of --url and --grpc");
-  }
-  absl::StatusOr<Endpoint> endpoint = url.empty() ? ParseHostPort(grpc_addr) : ParseUrl(url);
-  if (!endpoint.ok()) return endpoint.status();
-  const int shards = std::max(1, absl::GetFlag(FLAGS_concurrency));
-  const int64_t total = o.series * o.rounds;
-  const bool preencode = !url.empty() &&
-                         total * kEstimatedBytesPerSample <= absl::GetFlag(FLAGS_preencode_mb) << 20;
+absl::Status EmitOpenMetrics(const WorkloadOptions& o, const std::string& path) {
+  std::ofstream out(path);
+  WriteOpenMetrics(o, out);
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("writing ", path, " failed"));
+  std::cout << "wrote " << o.series * o.rounds << " samples to " << path << "\n";
+  return absl::OkStatus();
+}
 
-  std::vector<std::unique_ptr<Sender>> senders;
+struct Summary {
+  int64_t samples = 0;  // acknowledged
+  int64_t requests = 0;
+  int64_t errors = 0;
+  double seconds = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+};
+
+// Sends the data set from `senders.size()` threads, each its own shard;
+// returns when every sender has stopped (data sent, deadline, limits).
+Summary SendAll(const WorkloadOptions& o, std::vector<std::unique_ptr<Sender>>& senders,
+                bool preencode) {
+  const int shards = static_cast<int>(senders.size());
   std::vector<std::unique_ptr<ShardGenerator>> gens;
   std::vector<Prepared> prepared(shards);
   std::vector<std::thread> threads;
   for (int s = 0; s < shards; ++s) {
     gens.push_back(std::make_unique<ShardGenerator>(o, s, shards));
-    if (url.empty()) {
-      senders.push_back(std::make_unique<GrpcSender>(grpc_addr));
-    } else {
-      senders.push_back(std::make_unique<RemoteWriteSender>(*endpoint));
-    }
     if (preencode) threads.emplace_back([&, s] { prepared[s] = PreEncode(o, s, shards); });
   }
   for (std::thread& t : threads) t.join();
   threads.clear();
+  int64_t encoded_bytes = 0;
+  for (const Prepared& p : prepared) {
+    for (const std::string& b : p.bodies) encoded_bytes += static_cast<int64_t>(b.size());
+  }
   std::cout << absl::StrFormat(
       "vigil-bench: %d series x %d samples (%s values, start %d), %d per request, %d senders%s\n",
       o.series, o.rounds, absl::GetFlag(FLAGS_mode), o.start_ms, o.samples_per_request, shards,
-      preencode ? ", pre-encoded" : "");
+      preencode ? absl::StrFormat(", pre-encoded (%.1f MiB)", encoded_bytes / 1048576.0) : "");
 
   std::vector<std::vector<double>> latencies(shards);
   const absl::Time start = absl::Now();
@@ -363,24 +361,58 @@ absl::Status Main() {
     });
   }
   for (std::thread& t : threads) t.join();
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
 
+  Summary sum;
+  sum.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   std::vector<double> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  const int64_t requests = static_cast<int64_t>(all.size());
-  const double p50 = Percentile(all, 0.50), p99 = Percentile(all, 0.99);
-  const double rate = seconds > 0 ? static_cast<double>(run.samples()) / seconds : 0;
+  sum.requests = static_cast<int64_t>(all.size());
+  sum.p50_ms = Percentile(all, 0.50);
+  sum.p99_ms = Percentile(all, 0.99);
+  sum.samples = run.samples();
+  sum.errors = run.errors();
+  return sum;
+}
+
+void PrintSummary(const Summary& s, int64_t total) {
+  const double rate = s.seconds > 0 ? static_cast<double>(s.samples) / s.seconds : 0;
   std::cout << absl::StrFormat(
       "sent %d of %d samples in %.2f s: %.0f samples/s, %d requests, %d errors, "
       "latency p50 %.2f ms p99 %.2f ms\n",
-      run.samples(), total, seconds, rate, requests, run.errors(), p50, p99);
+      s.samples, total, s.seconds, rate, s.requests, s.errors, s.p50_ms, s.p99_ms);
   std::cout << absl::StrFormat(
       "RESULT samples=%d seconds=%.3f samples_per_sec=%.0f requests=%d errors=%d p50_ms=%.3f "
       "p99_ms=%.3f\n",
-      run.samples(), seconds, rate, requests, run.errors(), p50, p99);
-  if (run.errors() > 0) {
-    return absl::UnknownError(absl::StrCat(run.errors(), " requests failed"));
+      s.samples, s.seconds, rate, s.requests, s.errors, s.p50_ms, s.p99_ms);
+}
+
+absl::Status Main() {
+  absl::StatusOr<WorkloadOptions> opts = Options();
+  if (!opts.ok()) return opts.status();
+  const WorkloadOptions& o = *opts;
+  if (const std::string path = absl::GetFlag(FLAGS_emit_openmetrics); !path.empty()) {
+    return EmitOpenMetrics(o, path);
   }
+  const std::string url = absl::GetFlag(FLAGS_url), grpc_addr = absl::GetFlag(FLAGS_grpc);
+  if (url.empty() == grpc_addr.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --url and --grpc");
+  }
+  absl::StatusOr<Endpoint> endpoint = url.empty() ? ParseHostPort(grpc_addr) : ParseUrl(url);
+  if (!endpoint.ok()) return endpoint.status();
+  std::vector<std::unique_ptr<Sender>> senders;
+  for (int s = 0; s < std::max(1, absl::GetFlag(FLAGS_concurrency)); ++s) {
+    if (url.empty()) {
+      senders.push_back(std::make_unique<GrpcSender>(grpc_addr));
+    } else {
+      senders.push_back(std::make_unique<RemoteWriteSender>(*endpoint));
+    }
+  }
+  const int64_t total = o.series * o.rounds;
+  const bool preencode = !url.empty() &&
+                         total * kEstimatedBytesPerSample <= absl::GetFlag(FLAGS_preencode_mb) << 20;
+  const Summary sum = SendAll(o, senders, preencode);
+  PrintSummary(sum, total);
+  if (sum.errors > 0) return absl::UnknownError(absl::StrCat(sum.errors, " requests failed"));
   return absl::OkStatus();
 }
 
