@@ -77,7 +77,7 @@ std::function<void(const httplib::Request&, httplib::Response&)> HttpApi::Instru
       "vigil_http_request_duration_seconds", "Latency of HTTP requests by handler.",
       metrics::DefaultLatencyBuckets(), {{"handler", name}});
   return [this, name, h, latency](const httplib::Request& req, httplib::Response& res) {
-    const absl::Time start = opts_.clock->Now();
+    const absl::Time start = RealClock::Get()->Now();
     Call call{req, {}};
     // Go's FormValue: form body values take precedence over the URL's.
     if (req.method == "POST" &&
@@ -90,7 +90,7 @@ std::function<void(const httplib::Request&, httplib::Response&)> HttpApi::Instru
     Reply reply = (this->*h)(call);
     res.status = reply.status;
     if (reply.status != 204) res.set_content(std::move(reply.body), reply.content_type.c_str());
-    latency->Observe(absl::ToDoubleSeconds(opts_.clock->Now() - start));
+    latency->Observe(absl::ToDoubleSeconds(RealClock::Get()->Now() - start));
     deps_.metrics
         ->GetCounter("vigil_http_requests_total", "HTTP requests by handler and status code.",
                      {{"handler", name}, {"code", absl::StrCat(reply.status)}})

@@ -36,6 +36,7 @@ struct HttpApiOptions {
   // Used when a query has no `timeout` parameter.
   absl::Duration default_query_timeout = absl::Minutes(2);
   std::string version = "0.1.0";
+  // "Now" for queries without a time. Latencies are always measured in real time.
   Clock* clock = RealClock::Get();
 };
 
