@@ -4,7 +4,8 @@ the same data directory, and check that every sample it acknowledged is there.
 Usage: crash_test.py VIGILD VIGILCTL
 
 Writers each own a few series and send rounds of samples with increasing
-timestamps; a round counts as acked only after a 204. The node is killed while
+timestamps: four threads through remote-write (a round is acked by a 204) and
+one through gRPC Ingest.Write (vigilctl write, acked by its exit status 0). The node is killed while
 all writers are still sending, three times (each time after it has recovered
 and taken more load, which also resends unacked rounds: idempotent repeats).
 After each restart every acked sample must be readable, through gRPC
@@ -14,6 +15,7 @@ and the restart must report its recovery time.
 
 import http.client
 import json
+import subprocess
 import threading
 import time
 
@@ -33,17 +35,27 @@ def value(w, j, t):
     return w * 1e6 + j * 1e3 + (t % 100000) / 8.0
 
 
-class Writer(threading.Thread):
-    def __init__(self, node, w, base_ms, first_round, deadline):
-        super().__init__(daemon=True)
-        self.node, self.w, self.base_ms, self.deadline = node, w, base_ms, deadline
+class Rounds:
+    """The rounds one writer sends and how far they are acked."""
+
+    def __init__(self, w, base_ms, first_round):
+        self.w, self.base_ms = w, base_ms
         self.next_round = first_round
         self.acked = first_round - 1  # highest round acked, all below it acked too
         self.failure = None
-        self.stop = False
 
     def times(self, r):
         return [self.base_ms + (r * SAMPLES_PER_ROUND + k) * 1000 for k in range(SAMPLES_PER_ROUND)]
+
+
+class Writer(Rounds, threading.Thread):
+    """Remote-write, from its own thread."""
+
+    def __init__(self, node, w, base_ms, first_round, deadline):
+        Rounds.__init__(self, w, base_ms, first_round)
+        threading.Thread.__init__(self, daemon=True)
+        self.node, self.deadline = node, deadline
+        self.stop = False
 
     def run(self):
         while not self.stop and self.next_round < MAX_ROUNDS and not self.deadline.expired():
@@ -62,24 +74,74 @@ class Writer(threading.Thread):
             self.next_round = r + 1
 
 
-def run_load_and_kill(node, writers_from, base_ms, deadline):
+class GrpcWriter(Rounds):
+    """gRPC Ingest.Write through vigilctl, one process at a time, driven from the
+    main thread by poll() (processes are only spawned from the main thread)."""
+
+    def __init__(self, vigilctl_bin, node, w, base_ms, first_round):
+        super().__init__(w, base_ms, first_round)
+        self.vigilctl_bin, self.node = vigilctl_bin, node
+        self.proc = None
+
+    def poll(self):
+        """Collects a finished vigilctl and starts the next round."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                return
+            self._collect(node_alive=True)
+        if self.next_round < MAX_ROUNDS and self.failure is None:
+            lines = "".join(
+                f'crash_test{{series="{j}",writer="{self.w}"}} {value(self.w, j, t)!r} {t}\n'
+                for j in range(SERIES_PER_WRITER) for t in self.times(self.next_round))
+            self.proc = vigiltest.spawn(
+                [self.vigilctl_bin, f"--addr={self.node.grpc_addr}", "--timeout=20s", "write"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.proc.stdin.write(lines)
+            self.proc.stdin.close()
+
+    def finish_after_kill(self):
+        if self.proc is not None:
+            self.proc.wait(timeout=60)
+            self._collect(node_alive=False)
+
+    def _collect(self, node_alive):
+        out, err = self.proc.stdout.read(), self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if self.proc.returncode == 0:
+            self.acked = self.next_round
+            self.next_round += 1
+        elif node_alive:
+            self.failure = f"gRPC writer round {self.next_round}: {out} {err}"
+        self.proc = None
+
+
+def run_load_and_kill(node, vigilctl_bin, writers_from, base_ms, deadline):
     """Starts writers, kills the node -9 mid-load; returns the writers."""
     writers = [Writer(node, w, base_ms, writers_from[w], deadline) for w in range(WRITERS)]
+    grpc_writer = GrpcWriter(vigilctl_bin, node, WRITERS, base_ms, writers_from[WRITERS])
     for wr in writers:
         wr.start()
     start_acked = sum(wr.acked for wr in writers)
-    vigiltest.wait_until(
-        lambda: sum(wr.acked for wr in writers) - start_acked >= ACKED_ROUNDS_BEFORE_KILL
-        or any(wr.failure or not wr.is_alive() for wr in writers),
-        deadline, "waiting for write load", interval=0.02)
-    running = all(wr.is_alive() for wr in writers)
+    start_grpc = grpc_writer.acked
+    while not (sum(wr.acked for wr in writers) - start_acked >= ACKED_ROUNDS_BEFORE_KILL
+               and grpc_writer.acked - start_grpc >= 3):
+        if grpc_writer.failure or any(wr.failure or not wr.is_alive() for wr in writers):
+            break
+        deadline.check("waiting for write load")
+        grpc_writer.poll()
+        time.sleep(0.01)
+    running = all(wr.is_alive() for wr in writers) and grpc_writer.failure is None
     node.kill9()
+    grpc_writer.finish_after_kill()
     for wr in writers:
         wr.join(timeout=max(1, deadline.left()))
         assert not wr.is_alive(), "writer did not stop after the kill"
+    for wr in writers + [grpc_writer]:
         assert wr.failure is None, wr.failure
     assert running, "a writer stopped before the kill: the kill was not under load"
-    log("killed -9 under load; acked rounds per writer:", [wr.acked for wr in writers])
+    writers.append(grpc_writer)
+    log("killed -9 under load; acked rounds per writer (last: gRPC):", [wr.acked for wr in writers])
     return writers
 
 
@@ -132,9 +194,9 @@ def test(argv):
     now_ms = int(time.time() * 1000)
     base_ms = now_ms - 3 * 3600 * 1000  # MAX_ROUNDS * 5 s stays behind "now"
     end_ms = base_ms + MAX_ROUNDS * SAMPLES_PER_ROUND * 1000
-    first = [0] * WRITERS
+    first = [0] * (WRITERS + 1)
     for cycle in range(CYCLES):
-        writers = run_load_and_kill(node, first, base_ms, deadline)
+        writers = run_load_and_kill(node, vigilctl_bin, first, base_ms, deadline)
         ready_s = node.start()
         log(f"cycle {cycle}: restart to ready in {ready_s:.2f}s")
         check_acked(node, vigilctl_bin, writers, base_ms, end_ms)

@@ -32,11 +32,15 @@ _tempdirs = []
 _nodes = []  # every Vigild, to show their logs when a test fails
 
 
+# Loaded once here, so that the forked child only makes the call (no dlopen
+# between fork and exec while other threads may hold the loader's lock).
+_prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+
+
 def _die_with_parent():
     # The kernel sends this when the *thread* that forked exits: spawn from the
     # main thread only.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _cleanup():
