@@ -241,11 +241,12 @@ struct Prepared {
   std::vector<int64_t> samples;     // samples in each
 };
 
-Prepared PreEncode(const WorkloadOptions& o, int shard, int shards) {
+// Encodes shard `shard`'s requests, at most `limit` of them (0: all).
+Prepared PreEncode(const WorkloadOptions& o, int shard, int shards, int64_t limit) {
   Prepared p;
   ShardGenerator gen(o, shard, shards);
   Batch b;
-  while (gen.Next(b)) {
+  while ((limit <= 0 || static_cast<int64_t>(p.bodies.size()) < limit) && gen.Next(b)) {
     p.bodies.push_back(EncodeRemoteWrite(b));
     p.samples.push_back(b.samples);
   }
@@ -338,7 +339,11 @@ Summary SendAll(const WorkloadOptions& o, std::vector<std::unique_ptr<Sender>>& 
   std::vector<std::thread> threads;
   for (int s = 0; s < shards; ++s) {
     gens.push_back(std::make_unique<ShardGenerator>(o, s, shards));
-    if (preencode) threads.emplace_back([&, s] { prepared[s] = PreEncode(o, s, shards); });
+    if (preencode) {
+      // No shard sends more than --max_requests, whatever the others do.
+      threads.emplace_back(
+          [&, s] { prepared[s] = PreEncode(o, s, shards, absl::GetFlag(FLAGS_max_requests)); });
+    }
   }
   for (std::thread& t : threads) t.join();
   threads.clear();
