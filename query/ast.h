@@ -86,6 +86,8 @@ struct Expr {
 
   std::vector<std::unique_ptr<Expr>> args;
 
+  int height = 1;  // of the subtree; the parser bounds it
+
   ValueType type() const;
 };
 

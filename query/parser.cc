@@ -180,6 +180,9 @@ class Parser {
   absl::Status ParseBinaryModifiers(Expr* bin);
   absl::Status CheckBinary(Expr* bin);
   absl::Status ParseOffset(Expr* e);
+  // Sets e->height from its children; kInvalidArgument past kMaxDepth, which
+  // bounds the recursion of evaluation (and of the tree's destruction).
+  absl::Status SetHeight(Expr* e) const;
   absl::Status ParseAt(Expr* e);
   absl::StatusOr<int64_t> TakeDuration(absl::string_view context);
 
@@ -189,6 +192,15 @@ class Parser {
   int depth_ = 0;
   static constexpr int kMaxDepth = 500;
 };
+
+absl::Status Parser::SetHeight(Expr* e) const {
+  int h = 0;
+  for (const auto& a : e->args) h = std::max(h, a->height);
+  if (e->param != nullptr) h = std::max(h, e->param->height);
+  e->height = h + 1;
+  if (e->height > kMaxDepth) return ErrorAt(e->pos, "expression nested too deeply");
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseBinary(int min_prec) {
   ASSIGN_OR_RETURN(auto lhs, ParseUnary());
@@ -209,6 +221,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseBinary(int min_prec) {
     bin->args.push_back(std::move(rhs));
     RETURN_IF_ERROR(CheckBinary(bin.get()));
     bin->pos = bin->args[0]->pos;
+    RETURN_IF_ERROR(SetHeight(bin.get()));
     lhs = std::move(bin);
   }
   return lhs;
@@ -307,6 +320,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseUnaryNested() {
   u->op = t;
   u->pos = pos;
   u->args.push_back(std::move(operand));
+  RETURN_IF_ERROR(SetHeight(u.get()));
   return u;
 }
 
@@ -341,6 +355,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParsePostfix(std::unique_ptr<Expr>
         m->pos = e->pos;
         m->range_ms = range;
         m->args.push_back(std::move(e));
+        RETURN_IF_ERROR(SetHeight(m.get()));
         e = std::move(m);
         continue;
       }
@@ -360,6 +375,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParsePostfix(std::unique_ptr<Expr>
       sq->range_ms = range;
       sq->step_ms = step;
       sq->args.push_back(std::move(e));
+      RETURN_IF_ERROR(SetHeight(sq.get()));
       e = std::move(sq);
     } else if (t == Tok::kOffset) {
       RETURN_IF_ERROR(ParseOffset(e.get()));
@@ -450,6 +466,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParsePrimary() {
       ASSIGN_OR_RETURN(auto inner, ParseBinary(1));
       e->args.push_back(std::move(inner));
       RETURN_IF_ERROR(Expect(Tok::kRightParen, "paren expression"));
+      RETURN_IF_ERROR(SetHeight(e.get()));
       return e;
     }
     case Tok::kLeftBrace:
@@ -595,6 +612,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseCall(const Token& name) {
                                   quote, ", got ", ValueTypeName(e->args[i]->type())));
     }
   }
+  RETURN_IF_ERROR(SetHeight(e.get()));
   return e;
 }
 
@@ -656,6 +674,7 @@ absl::StatusOr<std::unique_ptr<Expr>> Parser::ParseAggregate() {
                    absl::StrCat("expected type instant vector in aggregation expression, got ",
                                 ValueTypeName(e->args[0]->type())));
   }
+  RETURN_IF_ERROR(SetHeight(e.get()));
   return e;
 }
 

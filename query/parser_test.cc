@@ -221,6 +221,10 @@ TEST(ParserTest, DeepNestingIsAnErrorNotACrash) {
   std::string deep(100'000, '(');
   EXPECT_THAT(ParseExpr(deep + "1" + std::string(100'000, ')')), StatusIs(absl::StatusCode::kInvalidArgument,
                                               HasSubstr("nested too deeply")));
+  std::string chain = "1";
+  for (int i = 0; i < 100'000; ++i) chain += "+1";
+  EXPECT_THAT(ParseExpr(chain), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("nested too deeply")));
   std::string ok = std::string(100, '(') + "1" + std::string(100, ')');
   EXPECT_TRUE(ParseExpr(ok).ok());
 }
