@@ -116,20 +116,18 @@ RepairPlan PlanShardRepair(uint32_t shard, const std::vector<NodeId>& replicas,
 std::vector<Transfer> PlanMoveStreams(const PlannedMove& move, TimeRange range,
                                       const std::vector<NodeId>& unavailable) {
   std::vector<Transfer> out;
-  NodeId source = 0;
-  for (NodeId n : move.from) {
-    if (!Contains(unavailable, n)) {
-      source = n;
-      break;
-    }
-  }
-  if (source == 0) return out;
-  Transfer t{move.shard, range, source, {}};
+  std::vector<NodeId> to;
   for (NodeId n : move.to) {
-    if (!Contains(move.from, n)) t.to.push_back(n);
+    if (!Contains(move.from, n)) to.push_back(n);
   }
-  std::sort(t.to.begin(), t.to.end());
-  if (!t.to.empty()) out.push_back(std::move(t));
+  std::sort(to.begin(), to.end());
+  if (to.empty()) return out;
+  const size_t need = ReadQuorum(move.from.size());
+  for (NodeId n : move.from) {
+    if (out.size() == need) break;
+    if (!Contains(unavailable, n)) out.push_back(Transfer{move.shard, range, n, to});
+  }
+  if (out.size() < need) out.clear();
   return out;
 }
 

@@ -85,9 +85,11 @@ RepairPlan PlanShardRepair(uint32_t shard, const std::vector<NodeId>& replicas,
                            std::vector<TimeRange> ranges, const DigestFn& digest,
                            const AntiEntropyOptions& opts);
 
-// The streams that fill the new owners of a move: each node of `move.to` not in
-// `move.from` gets `range` from the first old replica not in `unavailable`.
-// Empty if every old replica is unavailable (or there were none).
+// The streams that fill the new owners of a move: the nodes of `move.to` not in
+// `move.from` get `range` from each of a read quorum of old replicas (the first
+// R not in `unavailable`), since any single one may have missed acked writes.
+// Empty if no node is new, or fewer than R old replicas are available (then the
+// move must wait, or be aborted).
 std::vector<Transfer> PlanMoveStreams(const PlannedMove& move, TimeRange range,
                                       const std::vector<NodeId>& unavailable = {});
 

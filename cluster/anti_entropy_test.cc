@@ -79,13 +79,22 @@ TEST(PlanRepairTest, MissingAnswersAreReportedAndTheRestCompared) {
   EXPECT_THAT(p.transfers, IsEmpty());
 }
 
-TEST(PlanMoveStreamsTest, NewOwnersAreFilledFromALiveOldReplica) {
-  PlannedMove m{3, 1, {1, 2, 3}, {1, 4, 2}};
+// Any one old replica may have missed an acked write, so new owners are filled
+// from a read quorum of them.
+TEST(PlanMoveStreamsTest, NewOwnersAreFilledFromAReadQuorumOfOldReplicas) {
   const TimeRange all{0, 100};
-  EXPECT_THAT(PlanMoveStreams(m, all), ElementsAre(Transfer{3, all, 1, {4}}));
-  EXPECT_THAT(PlanMoveStreams(m, all, {1}), ElementsAre(Transfer{3, all, 2, {4}}));
-  EXPECT_THAT(PlanMoveStreams(m, all, {1, 2, 3}), IsEmpty());
-  EXPECT_THAT(PlanMoveStreams(PlannedMove{3, 1, {1, 2}, {2, 1}}, all), IsEmpty());
+  PlannedMove m{3, 1, {1, 2, 3}, {1, 4, 5}};
+  EXPECT_THAT(PlanMoveStreams(m, all),
+              ElementsAre(Transfer{3, all, 1, {4, 5}}, Transfer{3, all, 2, {4, 5}}));
+  EXPECT_THAT(PlanMoveStreams(m, all, {1}),
+              ElementsAre(Transfer{3, all, 2, {4, 5}}, Transfer{3, all, 3, {4, 5}}));
+  EXPECT_THAT(PlanMoveStreams(m, all, {1, 2}), IsEmpty());  // must wait
+  // One old replica of one: it alone; none left: nothing to stream from.
+  EXPECT_THAT(PlanMoveStreams(PlannedMove{3, 1, {1}, {2}}, all),
+              ElementsAre(Transfer{3, all, 1, {2}}));
+  EXPECT_THAT(PlanMoveStreams(PlannedMove{3, 1, {}, {2}}, all), IsEmpty());
+  // Shrinking: no new node, nothing to stream.
+  EXPECT_THAT(PlanMoveStreams(PlannedMove{3, 1, {1, 2}, {2}}, all), IsEmpty());
 }
 
 // A toy replica: series -> t -> v, with a digest like ShardDigest's (an

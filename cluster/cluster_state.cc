@@ -54,6 +54,10 @@ std::vector<NodeId> ShardPlacement::WriteSet() const {
   return out;
 }
 
+int WriteQuorum(size_t n) { return static_cast<int>(n / 2 + 1); }
+
+int ReadQuorum(size_t n) { return std::max(1, static_cast<int>(n) - WriteQuorum(n) + 1); }
+
 std::string EncodeCommand(const v1::Command& cmd) { return SerializeDeterministic(cmd); }
 
 absl::Status ResultStatus(const v1::CommandResult& result) {

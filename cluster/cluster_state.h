@@ -60,6 +60,13 @@ struct ShardPlacement {
   friend bool operator==(const ShardPlacement&, const ShardPlacement&) = default;
 };
 
+// Acks a write needs from a shard's n replicas: floor(n/2) + 1 (1 for n == 0,
+// which then can never be met).
+int WriteQuorum(size_t n);
+// Replicas a read must hear from so that it meets every acked write:
+// n - W + 1, at least 1 (R + W > n).
+int ReadQuorum(size_t n);
+
 // The data plane's view of placement: immutable once built, shared across threads.
 struct ShardMap {
   std::vector<ShardPlacement> shards;  // indexed by shard

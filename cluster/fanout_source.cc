@@ -57,10 +57,6 @@ std::vector<Sample> UnionSamples(const std::vector<Sample>& a, const std::vector
 
 }  // namespace
 
-int ReadQuorum(size_t n) {
-  return std::max(1, static_cast<int>(n) - WriteQuorum(n) + 1);
-}
-
 std::vector<Series> MergeSeries(std::vector<std::vector<Series>> lists) {
   std::vector<Series> all;
   for (auto& list : lists) {

@@ -34,9 +34,6 @@
 
 namespace vigil::cluster {
 
-// R for a shard of n replicas: n - W + 1, at least 1.
-int ReadQuorum(size_t n);
-
 struct FanoutOptions {
   NodeId self = 0;  // asked first for the shards it holds; 0 for none
   absl::Duration timeout = absl::Seconds(30);

@@ -85,8 +85,6 @@ std::optional<absl::StatusOr<storage::AppendResult>> Outcome(
 
 }  // namespace
 
-int WriteQuorum(size_t n) { return static_cast<int>(n / 2 + 1); }
-
 struct QuorumWriter::Op {
   struct Request {
     NodeId node = 0;

@@ -38,9 +38,6 @@
 
 namespace vigil::cluster {
 
-// W for a replica set of n nodes; 1 for n == 0 (which then can never be met).
-int WriteQuorum(size_t n);
-
 struct QuorumWriterOptions {
   ShardOfFn shard_of = nullptr;  // required: &storage::ShardOf in vigild
   absl::Duration timeout = absl::Seconds(10);
