@@ -277,7 +277,7 @@ SampleOutcome TSDB::Impl::ApplySample(MemSeries* s, int64_t t, double v, uint64_
       Seal(s);
     }
     if (s->head.empty()) s->head_partition = p;
-    if (s->head_first_lsn == 0) s->head_first_lsn = lsn;
+    NoteHeadSample(s, lsn);
     s->head.Append(t, v);
     s->max_t = t;
     s->last_v_bits = bits;
@@ -309,7 +309,7 @@ SampleOutcome TSDB::Impl::ApplySample(MemSeries* s, int64_t t, double v, uint64_
   auto pos = std::lower_bound(s->ooo->begin(), s->ooo->end(), t,
                               [](const Sample& a, int64_t b) { return a.t < b; });
   s->ooo->insert(pos, Sample{t, v});
-  if (s->head_first_lsn == 0) s->head_first_lsn = lsn;
+  NoteHeadSample(s, lsn);
   AdvancePosition(s, lsn);
   out_of_order_total_++;
   return SampleOutcome::kAppended;
@@ -346,8 +346,18 @@ absl::StatusOr<std::optional<uint64_t>> TSDB::Impl::FindStored(MemSeries* s, int
   return std::optional<uint64_t>();
 }
 
+void TSDB::Impl::NoteHeadSample(MemSeries* s, uint64_t lsn) {
+  if (s->head_first_lsn == 0) {
+    s->head_first_lsn = lsn;
+    head_series_++;
+  }
+  head_samples_++;
+}
+
 void TSDB::Impl::Seal(MemSeries* s) {
   if (!s->has_head()) return;
+  head_series_--;
+  head_samples_ -= s->head_samples();
   // Samples of partitions dropped by retention are discarded here.
   if (!s->head.empty() && s->head_partition >= min_partition_) {
     batch_.Put(ChunkKey(s->head_partition, s->shard, s->id, s->head.first_t()),
@@ -645,5 +655,6 @@ absl::StatusOr<uint64_t> TSDB::ShardDigest(uint32_t shard, int64_t mint, int64_t
 absl::StatusOr<int> TSDB::ApplyRetention() { return impl_->ApplyRetention(); }
 absl::Status TSDB::Flush() { return impl_->Flush(); }
 Stats TSDB::GetStats() { return impl_->GetStats(); }
+int64_t TSDB::EstimateMemoryBytes() { return impl_->EstimateMemoryBytes(); }
 
 }  // namespace vigil::storage

@@ -90,7 +90,6 @@ struct Stats {
   int64_t out_of_order_total = 0;  // samples accepted out of order
   int64_t duplicates_total = 0;
   int64_t rejected_total = 0;
-  int64_t memory_bytes = 0;  // estimated heap of series, heads and index
 };
 
 class TSDB : public query::SeriesSource {
@@ -138,7 +137,11 @@ class TSDB : public query::SeriesSource {
   // and for measuring bytes on disk).
   absl::Status Flush();
 
+  // Cheap: counters only (plus a walk of the data directory's file sizes).
   Stats GetStats();
+  // Estimated heap bytes of series, heads and the in-memory index. Walks every
+  // series under the lock: for benchmarks and debugging, not every scrape.
+  int64_t EstimateMemoryBytes();
 
  private:
   class Impl;

@@ -239,7 +239,7 @@ void BM_MemoryPerSeries(benchmark::State& state) {
     }
     state.counters["rss_per_series"] = static_cast<double>(RssBytes() - rss_before) / kMany;
     state.counters["est_mem_per_series"] =
-        static_cast<double>((*db)->GetStats().memory_bytes) / kMany;
+        static_cast<double>((*db)->EstimateMemoryBytes()) / kMany;
   }
 }
 BENCHMARK(BM_MemoryPerSeries)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -63,6 +63,9 @@ struct MemSeries {
   uint32_t applied_idx = 0;
 
   bool has_head() const { return !head.empty() || ooo != nullptr; }
+  int64_t head_samples() const {
+    return head.num_samples() + (ooo != nullptr ? static_cast<int64_t>(ooo->size()) : 0);
+  }
 };
 
 // What became of one sample.
@@ -91,6 +94,7 @@ class TSDB::Impl {
   absl::StatusOr<int> ApplyRetention();
   absl::Status Flush();
   Stats GetStats();
+  int64_t EstimateMemoryBytes();
 
  private:
   // A series' seal mark loaded from RocksDB, used only during recovery.
@@ -126,6 +130,8 @@ class TSDB::Impl {
   // The stored value bits at exactly `t`, looking in head, ooo and sealed chunks.
   absl::StatusOr<std::optional<uint64_t>> FindStored(MemSeries* s, int64_t t)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Accounts for a sample entering the head of `s` in record `lsn`.
+  void NoteHeadSample(MemSeries* s, uint64_t lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the head and ooo samples into chunks queued in batch_.
   void Seal(MemSeries* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -188,6 +194,8 @@ class TSDB::Impl {
   uint64_t last_enqueued_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none this session
   SeriesId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t samples_appended_total_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t head_series_ ABSL_GUARDED_BY(mu_) = 0;   // series with has_head()
+  int64_t head_samples_ ABSL_GUARDED_BY(mu_) = 0;  // samples in heads and ooo lists
   int64_t chunks_sealed_total_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t out_of_order_total_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t duplicates_total_ ABSL_GUARDED_BY(mu_) = 0;

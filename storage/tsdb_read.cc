@@ -256,6 +256,10 @@ void TSDB::Impl::RemoveSeriesLocked(const std::vector<SeriesId>& ids) {
   absl::flat_hash_set<SeriesId> removed;
   for (SeriesId id : ids) {
     MemSeries* s = series_[id].get();
+    if (s->has_head()) {
+      head_series_--;
+      head_samples_ -= s->head_samples();
+    }
     batch_.Delete(SeriesKey(id));
     batch_.Delete(MarkKey(id));
     ForEachCanonicalLabel(s->canonical, [&](absl::string_view n, absl::string_view v) {
@@ -346,20 +350,8 @@ Stats TSDB::Impl::GetStats() {
   {
     absl::MutexLock l(&mu_);
     st.series = num_series_;
-    int64_t mem = static_cast<int64_t>(index_.MemoryUsage() + series_.capacity() * sizeof(void*) +
-                                       by_hash_.capacity() * 16);
-    for (const auto& s : series_) {
-      if (s == nullptr) continue;
-      mem += sizeof(MemSeries) + s->canonical.capacity() + s->head.MemoryUsage() - sizeof(ChunkEncoder);
-      if (!s->has_head()) continue;
-      st.head_series++;
-      st.head_samples += s->head.num_samples();
-      if (s->ooo != nullptr) {
-        st.head_samples += static_cast<int64_t>(s->ooo->size());
-        mem += static_cast<int64_t>(s->ooo->capacity() * sizeof(Sample));
-      }
-    }
-    st.memory_bytes = mem;
+    st.head_series = head_series_;
+    st.head_samples = head_samples_;
     st.samples_appended_total = samples_appended_total_;
     st.partitions = static_cast<int64_t>(partitions_.size());
     st.chunks_sealed_total = chunks_sealed_total_;
@@ -378,6 +370,19 @@ Stats TSDB::Impl::GetStats() {
     }
   }
   return st;
+}
+
+int64_t TSDB::Impl::EstimateMemoryBytes() {
+  absl::MutexLock l(&mu_);
+  int64_t mem = static_cast<int64_t>(index_.MemoryUsage() + series_.capacity() * sizeof(void*) +
+                                     by_hash_.capacity() * 16);
+  for (const auto& s : series_) {
+    if (s == nullptr) continue;
+    mem += static_cast<int64_t>(sizeof(MemSeries) + s->canonical.capacity() +
+                                s->head.MemoryUsage() - sizeof(ChunkEncoder));
+    if (s->ooo != nullptr) mem += static_cast<int64_t>(s->ooo->capacity() * sizeof(Sample));
+  }
+  return mem;
 }
 
 }  // namespace vigil::storage

@@ -493,7 +493,11 @@ TEST_F(TSDBTest, ShardExportImportDigestAndDrop) {
               StatusIs(absl::StatusCode::kAborted));
 
   const int64_t before = db_->GetStats().series;
+  EXPECT_EQ(db_->GetStats().head_samples, 80);  // 40 series x 2, none sealed yet
+  EXPECT_EQ(db_->GetStats().head_series, 40);
   ASSERT_OK(db_->DropShard(shard));
+  EXPECT_EQ(db_->GetStats().head_series, 0);  // dropped, the rest sealed by the flush
+  EXPECT_EQ(db_->GetStats().head_samples, 0);
   EXPECT_EQ(db_->GetStats().series, before - exported);
   EXPECT_THAT(db_->ListShards(), ::testing::Not(::testing::Contains(shard)));
   ASSERT_OK_AND_ASSIGN(uint64_t d5, db_->ShardDigest(shard, INT64_MIN, INT64_MAX));
