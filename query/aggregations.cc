@@ -217,7 +217,7 @@ class OutputSeries {
 }  // namespace
 
 double Quantile(double q, std::vector<double> values) {
-  if (values.empty()) return NAN;
+  if (values.empty() || std::isnan(q)) return NAN;
   if (q < 0) return -INFINITY;
   if (q > 1) return INFINITY;
   std::stable_sort(values.begin(), values.end(), ByValue);

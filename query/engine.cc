@@ -18,6 +18,17 @@ bool KeepsOrder(const Expr& expr) {
   return false;
 }
 
+// 11000 -> "11,000", as Prometheus prints the limit.
+std::string WithThousandsSeparators(int64_t n) {
+  std::string digits = absl::StrCat(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return n < 0 ? "-" + out : out;
+}
+
 void SortByLabels(std::vector<Series>* series) {
   std::sort(series->begin(), series->end(),
             [](const Series& a, const Series& b) { return a.labels < b.labels; });
@@ -95,7 +106,7 @@ absl::StatusOr<QueryResult> Engine::RangeQuery(SeriesSource* source, absl::strin
   }
   if ((end_ms - start_ms) / step_ms + 1 > opts_.max_points_per_series) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "exceeded maximum resolution of ", opts_.max_points_per_series,
+        "exceeded maximum resolution of ", WithThousandsSeparators(opts_.max_points_per_series),
         " points per timeseries. Try decreasing the query resolution (?step=XX)"));
   }
   ASSIGN_OR_RETURN(Prepared p, Prepare(opts_, source, expr, start_ms, end_ms, timeout));

@@ -70,7 +70,11 @@ TEST(EngineTest, RangeQueryStepsAndLimits) {
   ASSERT_EQ(r.series[0].samples.size(), 4u);
   EXPECT_EQ(r.series[0].samples[3].v, 6);
   EXPECT_THAT(engine.RangeQuery(&src, "m", 0, 1'000'000, 1'000),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("exceeded maximum resolution of 100 points per timeseries")));
+  Engine default_engine;
+  EXPECT_THAT(default_engine.RangeQuery(&src, "m", 0, 100'000'000, 1'000),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("of 11,000 points")));
   EXPECT_THAT(engine.RangeQuery(&src, "m[5m]", 0, 10, 1),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }

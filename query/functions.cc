@@ -106,7 +106,9 @@ const absl::flat_hash_map<std::string, SampleFn>& SampleFunctions() {
     for (const auto& [name, f] : DateFunctions()) {
       DateFn fn = f;
       (*m)[name] = [fn](double v, int64_t, const std::vector<double>&) {
-        absl::Time t = absl::FromUnixSeconds(static_cast<int64_t>(v));
+        // Go's int64(v) on amd64: out-of-range and NaN become the minimum int64.
+        int64_t secs = v >= -9.2e18 && v <= 9.2e18 ? static_cast<int64_t>(v) : INT64_MIN;
+        absl::Time t = absl::FromUnixSeconds(secs);
         return fn(absl::ToCivilSecond(t, absl::UTCTimeZone()));
       };
     }
