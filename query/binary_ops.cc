@@ -203,33 +203,134 @@ absl::StatusOr<Value> Evaluator::VectorScalar(Tok op, bool return_bool, Value& v
   return out;
 }
 
-// Vector-to-vector operators, step by step. Signatures are interned to small
-// integers and result labels computed once per series pair, not once per sample.
+namespace {
+
+// A vector-to-vector operation across steps. Signatures are interned to small
+// integers and result labels computed once per series pair, not once per
+// sample, as Prometheus caches them.
+class VectorMatch {
+ public:
+  VectorMatch(const Expr& e, const Matrix& many, const Matrix& one, Matrix* out)
+      : e_(e), m_(*e.matching), many_(many), one_(one), out_(out), output_(out) {
+    absl::flat_hash_map<std::string, int> ids;
+    auto intern = [&](const Series& s) {
+      return ids.try_emplace(Signature(s.labels, m_), static_cast<int>(ids.size())).first->second;
+    };
+    for (const Series& s : many) many_sig_.push_back(intern(s));
+    for (const Series& s : one) one_sig_.push_back(intern(s));
+    one_of_sig_.assign(ids.size(), -1);
+    matched_at_.assign(ids.size(), -1);
+    one_value_.resize(one.size());
+    last_pair_.assign(many.size(), {-1, 0});
+  }
+
+  // Runs one step, given the series of each side present at `ts`.
+  absl::Status Step(int64_t ts, int64_t step, const Present& many_at, const Present& one_at) {
+    absl::Status s = IndexOneSide(one_at);
+    if (s.ok()) {
+      bool set_op = e_.op == Tok::kAnd || e_.op == Tok::kOr || e_.op == Tok::kUnless;
+      s = set_op ? SetStep(e_.op, many_, one_, many_sig_, one_sig_, many_at, one_at, ts,
+                           &one_of_sig_, &output_, out_)
+                 : Arithmetic(ts, step, many_at);
+    }
+    for (const auto& [i, v] : one_at) one_of_sig_[one_sig_[i]] = -1;
+    return s;
+  }
+
+ private:
+  bool swapped() const { return m_.card == Cardinality::kOneToMany; }
+
+  // Notes which one-side series holds each signature at this step.
+  absl::Status IndexOneSide(const Present& one_at) {
+    bool set_op = m_.card == Cardinality::kManyToMany;
+    for (const auto& [i, v] : one_at) {
+      int& slot = one_of_sig_[one_sig_[i]];
+      if (slot >= 0 && !set_op) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "found duplicate series for the match group ",
+            MatchedLabels(one_[i].labels, m_).ToString(), " on the ",
+            swapped() ? "left" : "right", " hand-side of the operation: [",
+            one_[i].labels.ToString(), ", ", one_[slot].labels.ToString(),
+            "];many-to-many matching not allowed: matching labels must be unique on one side"));
+      }
+      slot = i;
+      one_value_[i] = v;
+    }
+    return absl::OkStatus();
+  }
+
+  // Arithmetic and comparisons: each many-side sample against its match.
+  absl::Status Arithmetic(int64_t ts, int64_t step, const Present& many_at) {
+    for (const auto& [i, v] : many_at) {
+      int sig = many_sig_[i];
+      int j = one_of_sig_[sig];
+      if (j < 0) continue;
+      double vl = v, vr = one_value_[j];
+      if (swapped()) std::swap(vl, vr);
+      auto [value, keep] = ElemBinop(e_.op, vl, vr);
+      if (e_.return_bool) {
+        value = keep ? 1 : 0;
+      } else if (!keep) {
+        continue;
+      }
+      if (m_.card == Cardinality::kOneToOne) {
+        if (matched_at_[sig] == step) {
+          return absl::FailedPreconditionError(
+              "multiple matches for labels: many-to-one matching must be explicit "
+              "(group_left/group_right)");
+        }
+        matched_at_[sig] = step;
+      }
+      std::vector<Sample>& pts = (*out_)[OutputFor(i, j)].samples;
+      if (!pts.empty() && pts.back().t == ts) {
+        return absl::FailedPreconditionError(
+            m_.card == Cardinality::kOneToOne
+                ? "vector cannot contain metrics with the same labelset"
+                : "multiple matches for labels: grouping labels must ensure unique matches");
+      }
+      pts.push_back({ts, value});
+    }
+    return absl::OkStatus();
+  }
+
+  // The output series of many-side series i matched with one-side series j.
+  size_t OutputFor(int i, int j) {
+    if (last_pair_[i].first != j) {
+      size_t o = output_.For(PairKey(i, j), [&] {
+        Labels l = ResultMetric(many_[i].labels, one_[j].labels, e_.op, m_);
+        if (e_.return_bool) l.Remove(kMetricNameLabel);
+        return l;
+      });
+      last_pair_[i] = {j, o};
+    }
+    return last_pair_[i].second;
+  }
+
+  const Expr& e_;
+  const VectorMatching& m_;
+  const Matrix& many_;
+  const Matrix& one_;
+  Matrix* out_;
+  BinopOutput output_;
+  std::vector<int> many_sig_, one_sig_;
+  // Per signature: the one-side series present at this step (-1: none), and for
+  // one-to-one matching the step it was last matched at.
+  std::vector<int> one_of_sig_;
+  std::vector<int64_t> matched_at_;
+  std::vector<double> one_value_;
+  // Per many-side series: the last (one-side series, output series) it produced.
+  std::vector<std::pair<int, size_t>> last_pair_;
+};
+
+}  // namespace
+
 absl::StatusOr<Value> Evaluator::VectorVector(const Expr& e, const Value& lhs, const Value& rhs) {
-  const VectorMatching& m = *e.matching;
-  Tok op = e.op;
-  bool set_op = op == Tok::kAnd || op == Tok::kOr || op == Tok::kUnless;
-  bool swapped = m.card == Cardinality::kOneToMany;  // never for set operators
+  bool swapped = e.matching->card == Cardinality::kOneToMany;  // never for set operators
   const Matrix& many = swapped ? rhs.matrix : lhs.matrix;
   const Matrix& one = swapped ? lhs.matrix : rhs.matrix;
-  absl::flat_hash_map<std::string, int> sig_ids;
-  auto intern = [&](const Series& s) {
-    return sig_ids.try_emplace(Signature(s.labels, m), static_cast<int>(sig_ids.size()))
-        .first->second;
-  };
-  std::vector<int> many_sig, one_sig;
-  for (const Series& s : many) many_sig.push_back(intern(s));
-  for (const Series& s : one) one_sig.push_back(intern(s));
-  // Per signature, for the current step: the one-side series (-1: none) and,
-  // for one-to-one matching, the step it was last matched at.
-  std::vector<int> one_of_sig(sig_ids.size(), -1);
-  std::vector<int64_t> matched_at(sig_ids.size(), -1);
-  std::vector<double> one_value(one.size());
-  // Per many-side series, the last (one-side series, output series) it produced.
-  std::vector<std::pair<int, size_t>> last_pair(many.size(), {-1, 0});
   Value out;
   out.type = ValueType::kVector;
-  BinopOutput output(&out.matrix);
+  VectorMatch match(e, many, one, &out.matrix);
   std::vector<size_t> many_cur(many.size(), 0), one_cur(one.size(), 0);
   Present many_at, one_at;
   int64_t step = 0;
@@ -237,63 +338,7 @@ absl::StatusOr<Value> Evaluator::VectorVector(const Expr& e, const Value& lhs, c
     RETURN_IF_ERROR(CheckDeadline());
     PresentAt(many, ts, &many_cur, &many_at);
     PresentAt(one, ts, &one_cur, &one_at);
-    for (const auto& [i, v] : one_at) {
-      int& slot = one_of_sig[one_sig[i]];
-      if (slot >= 0 && !set_op) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "found duplicate series for the match group ",
-            MatchedLabels(one[i].labels, m).ToString(), " on the ", swapped ? "left" : "right",
-            " hand-side of the operation: [", one[i].labels.ToString(), ", ",
-            one[slot].labels.ToString(),
-            "];many-to-many matching not allowed: matching labels must be unique on one side"));
-      }
-      slot = i;
-      one_value[i] = v;
-    }
-    if (set_op) {
-      RETURN_IF_ERROR(SetStep(op, many, one, many_sig, one_sig, many_at, one_at, ts,
-                              &one_of_sig, &output, &out.matrix));
-      for (const auto& [i, v] : one_at) one_of_sig[one_sig[i]] = -1;
-      continue;
-    }
-    for (const auto& [i, v] : many_at) {
-      int j = one_of_sig[many_sig[i]];
-      if (j < 0) continue;
-      double vl = v, vr = one_value[j];
-      if (swapped) std::swap(vl, vr);
-      auto [value, keep] = ElemBinop(op, vl, vr);
-      if (e.return_bool) {
-        value = keep ? 1 : 0;
-      } else if (!keep) {
-        continue;
-      }
-      if (m.card == Cardinality::kOneToOne) {
-        if (matched_at[many_sig[i]] == step) {
-          return absl::FailedPreconditionError(
-              "multiple matches for labels: many-to-one matching must be explicit "
-              "(group_left/group_right)");
-        }
-        matched_at[many_sig[i]] = step;
-      }
-      if (last_pair[i].first != j) {
-        int mi = i;
-        size_t o = output.For(PairKey(mi, j), [&] {
-          Labels l = ResultMetric(many[mi].labels, one[j].labels, op, m);
-          if (e.return_bool) l.Remove(kMetricNameLabel);
-          return l;
-        });
-        last_pair[i] = {j, o};
-      }
-      std::vector<Sample>& pts = out.matrix[last_pair[i].second].samples;
-      if (!pts.empty() && pts.back().t == ts) {
-        return absl::FailedPreconditionError(
-            m.card == Cardinality::kOneToOne
-                ? "vector cannot contain metrics with the same labelset"
-                : "multiple matches for labels: grouping labels must ensure unique matches");
-      }
-      pts.push_back({ts, value});
-    }
-    for (const auto& [i, v] : one_at) one_of_sig[one_sig[i]] = -1;
+    RETURN_IF_ERROR(match.Step(ts, step, many_at, one_at));
   }
   ReleaseSamples(CountPoints(lhs.matrix) + CountPoints(rhs.matrix));
   RETURN_IF_ERROR(AddSamples(CountPoints(out.matrix)));
