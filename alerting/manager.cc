@@ -57,11 +57,22 @@ const Rule* RuleManager::FindRule(const std::string& group_key, int index) const
   return nullptr;
 }
 
-const RuleState* RuleManager::state(const std::string& group_key, int rule_index) const {
+const RuleManager::RuleSlot* RuleManager::FindSlot(const std::string& group_key,
+                                                   int rule_index) const {
   const Rule* rule = FindRule(group_key, rule_index);
   if (rule == nullptr) return nullptr;
   auto it = slots_.find(RuleKey{group_key, rule_index, rule->name()});
-  return it == slots_.end() ? nullptr : &it->second.state;
+  return it == slots_.end() ? nullptr : &it->second;
+}
+
+const RuleState* RuleManager::state(const std::string& group_key, int rule_index) const {
+  const RuleSlot* slot = FindSlot(group_key, rule_index);
+  return slot == nullptr ? nullptr : &slot->state;
+}
+
+const RuleHealth* RuleManager::health(const std::string& group_key, int rule_index) const {
+  const RuleSlot* slot = FindSlot(group_key, rule_index);
+  return slot == nullptr ? nullptr : &slot->health;
 }
 
 std::vector<GroupRunResult> RuleManager::RunDue() {
@@ -82,7 +93,13 @@ GroupRunResult RuleManager::EvaluateGroup(const RuleGroup& group, absl::Time ts)
   out.group_key = group.Key();
   out.eval_ts = ts;
   for (int i = 0; i < static_cast<int>(group.rules.size()); ++i) {
+    absl::Time start = clock_->Now();
     absl::Status s = EvalRule(group, i, ts, &out);
+    RuleHealth& h = slots_[RuleKey{group.Key(), i, group.rules[i].name()}].health;
+    h.health = s.ok() ? "ok" : "err";
+    h.last_error = s.ok() ? "" : std::string(s.message());
+    h.last_evaluation = ts;
+    h.evaluation_time = clock_->Now() - start;
     if (!s.ok()) out.errors.emplace_back(i, std::move(s));
   }
   return out;

@@ -84,6 +84,15 @@ struct StateCommit {
   std::string bytes;
 };
 
+// A rule's health after its last evaluation on this node (the API's health,
+// lastError, evaluationTime, lastEvaluation). "unknown" until it ran here.
+struct RuleHealth {
+  std::string health = "unknown";  // "ok", "err" or "unknown".
+  std::string last_error;
+  absl::Time last_evaluation = absl::InfinitePast();
+  absl::Duration evaluation_time = absl::ZeroDuration();
+};
+
 struct GroupRunResult {
   std::string group_key;
   absl::Time eval_ts;
@@ -117,7 +126,10 @@ class RuleManager {
 
   // The state of one alerting rule; nullptr if unknown.
   const RuleState* state(const std::string& group_key, int rule_index) const;
+  // The health of one rule; nullptr if unknown.
+  const RuleHealth* health(const std::string& group_key, int rule_index) const;
   Scheduler& scheduler() { return scheduler_; }
+  const Scheduler& scheduler_view() const { return scheduler_; }
 
  private:
   using RuleKey = std::tuple<std::string, int, std::string>;  // group key, index, name
@@ -125,7 +137,10 @@ class RuleManager {
     RuleState state;                            // Alerting rules only.
     absl::Time eval_ts = absl::InfinitePast();  // Evaluation (or commit) `state` is from.
     std::vector<Labels> last_series;            // Written last time, for stale markers.
+    RuleHealth health;
   };
+
+  const RuleSlot* FindSlot(const std::string& group_key, int rule_index) const;
 
   const Rule* FindRule(const std::string& group_key, int index) const;
   absl::Status EvalRule(const RuleGroup& group, int index, absl::Time ts, GroupRunResult* out);
