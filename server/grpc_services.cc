@@ -78,7 +78,9 @@ grpc::Status IngestService::Write(grpc::ServerContext*, const vigil::v1::WriteRe
     s.labels.reserve(ts.labels_size());
     for (const vigil::v1::Label& l : ts.labels()) s.labels.push_back({l.name(), l.value()});
     s.samples.reserve(ts.samples_size());
-    for (const vigil::v1::Sample& p : ts.samples()) s.samples.push_back({p.timestamp_ms(), p.value()});
+    for (const vigil::v1::Sample& p : ts.samples()) {
+      s.samples.push_back({p.timestamp_ms(), p.value()});
+    }
   }
   absl::StatusOr<storage::AppendResult> r = backend_.append(batch);
   if (!r.ok()) return ToGrpcStatus(r.status());

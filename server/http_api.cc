@@ -86,7 +86,9 @@ std::function<void(const httplib::Request&, httplib::Response&)> HttpApi::Instru
       ParseQueryString(req.body, &call.params);
     }
     const size_t q = req.target.find('?');
-    if (q != std::string::npos) ParseQueryString(absl::string_view(req.target).substr(q + 1), &call.params);
+    if (q != std::string::npos) {
+      ParseQueryString(absl::string_view(req.target).substr(q + 1), &call.params);
+    }
     Reply reply = (this->*h)(call);
     res.status = reply.status;
     if (reply.status != 204) res.set_content(std::move(reply.body), reply.content_type.c_str());
@@ -162,7 +164,8 @@ HttpApi::Reply HttpApi::Write(const Call& c) {
   if (!encoding.empty() && encoding != "snappy") {
     return bad(absl::StrCat("unsupported Content-Encoding \"", encoding, "\": expected snappy"));
   }
-  absl::StatusOr<ingest::DecodedWrite> decoded = ingest::DecodeRemoteWrite(c.req.body, opts_.decode);
+  absl::StatusOr<ingest::DecodedWrite> decoded =
+      ingest::DecodeRemoteWrite(c.req.body, opts_.decode);
   if (!decoded.ok()) return bad(decoded.status().message());
   absl::StatusOr<storage::AppendResult> result = deps_.append(decoded->series());
   if (!result.ok()) {
