@@ -269,6 +269,7 @@ SampleOutcome TSDB::Impl::ApplySample(MemSeries* s, int64_t t, double v, uint64_
     return reject(absl::StrCat("is too far in the future (more than ", max_future_ms_,
                                "ms after now=", now, ")"));
   }
+  if (t == kNoTimestamp) return reject("has a reserved timestamp");
   const int64_t p = Partition(t);
   if (p < min_partition_) return reject("is older than the retention period");
   if (t > s->max_t) {

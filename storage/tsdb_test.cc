@@ -256,6 +256,10 @@ TEST_F(TSDBTest, FutureSamplesRejected) {
   EXPECT_EQ(r.rejected, 1);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_THAT(r.errors[0], HasSubstr("future"));
+  // The smallest int64 marks "no sample yet" and cannot be stored.
+  r = MustAppend(BatchBuilder().Add({{"__name__", "n"}}, {{INT64_MIN, 0}, {INT64_MIN + 1, 0}}));
+  EXPECT_EQ(r.rejected, 1);
+  EXPECT_EQ(r.appended, 1);
 }
 
 TEST_F(TSDBTest, StaleMarkerKeptDistinct) {
