@@ -289,6 +289,7 @@ void TSDB::Impl::RemoveSeriesLocked(const std::vector<SeriesId>& ids) {
 
 absl::Status TSDB::Impl::DropShard(uint32_t shard) {
   absl::MutexLock l(&mu_);
+  if (shard >= opts_.num_shards) return absl::OkStatus();  // holds nothing
   RemoveSeriesLocked(ShardSeriesLocked(shard));
   for (int64_t p : partitions_) {
     batch_.DeleteRange(ChunkPrefix(p, shard), ChunkPrefix(p, shard + 1));
