@@ -15,7 +15,8 @@
   const el = {
     form: $('query-form'), expr: $('expr'), suggest: $('suggest'), range: $('range'),
     rangeControls: $('range-controls'), stepInfo: $('step-info'), stats: $('stats'),
-    error: $('error'), tableView: $('table-view'), tbody: document.querySelector('#results tbody'),
+    error: $('error'), tableView: $('table-view'), table: $('results'),
+    tbody: document.querySelector('#results tbody'),
     tableEmpty: $('table-empty'), graphView: $('graph-view'), canvas: $('graph'),
     tooltip: $('tooltip'), legend: $('legend'), build: $('build'),
   };
@@ -242,6 +243,7 @@
       return tr;
     }));
     el.tableEmpty.hidden = !data || rows.length > 0;
+    el.table.hidden = !data;
   }
 
   // ---- Graph ----
@@ -260,7 +262,9 @@
       const sw = document.createElement('span');
       sw.className = 'swatch';
       sw.style.background = s.color;
-      li.append(sw, labelsNode(s.metric));
+      const text = document.createElement('span');
+      text.appendChild(labelsNode(s.metric));
+      li.append(sw, text);
       li.title = 'Click to hide or show';
       li.addEventListener('click', () => {
         s.off = !s.off;
@@ -299,7 +303,10 @@
       const d = Math.abs(lo) * 0.1 || 1;
       return [lo - d, hi + d];
     }
-    return [lo, hi];
+    // Headroom so that lines at the extremes do not run along the frame; a
+    // range that starts at zero keeps its zero.
+    const margin = (hi - lo) * 0.05;
+    return [lo >= 0 && lo - margin < 0 ? 0 : lo - margin, hi + margin];
   }
 
   function drawGraph(hover) {
@@ -343,7 +350,10 @@
     for (let t = Math.ceil(g.start / tstep) * tstep; t <= g.end; t += tstep) {
       const X = Math.round(px(t)) + 0.5;
       ctx.beginPath(); ctx.moveTo(X, p.y); ctx.lineTo(X, p.y + p.h); ctx.stroke();
-      ctx.fillText(formatTime(t, range > 86400 && tstep >= 3600, tstep < 60), X, p.y + p.h + 6);
+      const label = formatTime(t, range > 86400 && tstep >= 3600, tstep < 60);
+      const half = ctx.measureText(label).width / 2;
+      // Labels that would run under the y axis' labels or off the canvas are left out.
+      if (X - half >= p.x && X + half <= w) ctx.fillText(label, X, p.y + p.h + 6);
     }
     ctx.strokeStyle = '#b8c1cc';
     ctx.strokeRect(p.x + 0.5, p.y + 0.5, p.w, p.h);
