@@ -108,7 +108,8 @@ class TSDB::Impl {
     uint32_t shard;
     std::string canonical;
     int64_t max_t;             // no sealed chunk lies in a later partition
-    std::vector<Sample> head;  // head and ooo samples in range, unsorted
+    std::vector<Sample> head;  // out-of-order head samples in range
+    std::string head_chunk;    // copy of the in-order head chunk if it overlaps the range
   };
 
   // --- Recovery (tsdb.cc) ---

@@ -57,13 +57,12 @@ std::vector<TSDB::Impl::SeriesSnapshot> TSDB::Impl::SnapshotSeries(
     const std::vector<SeriesId>& ids, int64_t mint, int64_t maxt) {
   std::vector<SeriesSnapshot> out;
   out.reserve(ids.size());
-  absl::Status ignored;
   for (SeriesId id : ids) {
     if (id >= series_.size() || series_[id] == nullptr) continue;
     const MemSeries& s = *series_[id];
-    SeriesSnapshot snap{id, s.shard, s.canonical, s.max_t, {}};
+    SeriesSnapshot snap{id, s.shard, s.canonical, s.max_t, {}, {}};
     if (!s.head.empty() && s.head.last_t() >= mint && s.head.first_t() <= maxt) {
-      AppendInRange(s.head.data(), mint, maxt, &snap.head, &ignored);  // our own encoding
+      snap.head_chunk = std::string(s.head.data());  // decoded after the lock is released
     }
     if (s.ooo != nullptr) {
       for (const Sample& smp : *s.ooo) {
@@ -107,6 +106,10 @@ absl::StatusOr<std::vector<Series>> TSDB::Impl::ReadSeries(std::vector<SeriesSna
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (SeriesSnapshot& snap : snaps) {
     std::vector<Sample> samples = std::move(snap.head);
+    if (!snap.head_chunk.empty()) {
+      absl::Status ignored;  // our own in-memory encoding
+      AppendInRange(snap.head_chunk, mint, maxt, &samples, &ignored);
+    }
     for (int64_t p : partitions) {
       if (snap.max_t == kNoTimestamp || p > Partition(snap.max_t)) break;
       RETURN_IF_ERROR(ReadSealed(it.get(), p, snap.shard, snap.id, mint, maxt, &samples));
