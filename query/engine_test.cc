@@ -137,6 +137,12 @@ TEST(EngineLimitsTest, MaxSamplesIsResourceExhausted) {
                                  "query execution")));
   // The same query over less data fits.
   EXPECT_TRUE(engine.InstantQuery(&src, "sum_over_time(m[10s])", 99'000).ok());
+  // One series over many steps counts per point, as do subqueries' inner steps.
+  EXPECT_THAT(engine.RangeQuery(&src, "m{job=\"j1\"}", 0, 99'000, 100),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(engine.InstantQuery(&src, "max_over_time(m{job=\"j1\"}[1h:1ms])", 99'000),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_TRUE(engine.RangeQuery(&src, "m{job=\"j1\"}", 0, 99'000, 1'000).ok());
 }
 
 TEST(EngineLimitsTest, TimeoutUsesInjectedClock) {

@@ -134,7 +134,7 @@ absl::StatusOr<Value> Evaluator::Eval(const Expr& e) {
     case ExprKind::kParen:
       return Eval(*e.args[0]);
     case ExprKind::kVectorSelector:
-      return EvalVectorSelector(e);
+      return EvalVectorSelector(e, /*sample_time=*/false);
     case ExprKind::kMatrixSelector:
     case ExprKind::kSubquery:
       return EvalRangeTop(e);
@@ -150,7 +150,7 @@ absl::StatusOr<Value> Evaluator::Eval(const Expr& e) {
   return absl::InternalError("unknown expression kind");
 }
 
-absl::StatusOr<Value> Evaluator::EvalVectorSelector(const Expr& e) {
+absl::StatusOr<Value> Evaluator::EvalVectorSelector(const Expr& e, bool sample_time) {
   int64_t first = RefTime(e.at_kind, e.at_ms, start_) - e.offset_ms;
   int64_t last = RefTime(e.at_kind, e.at_ms, end_) - e.offset_ms;
   ASSIGN_OR_RETURN(Matrix raw, Select(e, first - state_->lookback_ms, last));
@@ -168,11 +168,13 @@ absl::StatusOr<Value> Evaluator::EvalVectorSelector(const Expr& e) {
       if (j == 0) continue;
       const Sample& smp = in[j - 1];
       if (smp.t < ref - state_->lookback_ms || IsStaleNaN(smp.v)) continue;
-      o.samples.push_back({ts, smp.v});
+      o.samples.push_back({ts, sample_time ? smp.t / 1000.0 : smp.v});
+      // Count as we go: one series over very many steps must not outgrow the limit.
+      if (o.samples.size() % kSampleBatch == 0) RETURN_IF_ERROR(AddSamples(kSampleBatch));
     }
     if (o.samples.empty()) continue;
-    RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(o.samples.size())));
-    o.labels = std::move(s.labels);
+    RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(o.samples.size() % kSampleBatch)));
+    o.labels = sample_time ? DropMetricName(s.labels) : std::move(s.labels);
     out.matrix.push_back(std::move(o));
   }
   return out;

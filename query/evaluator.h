@@ -88,7 +88,9 @@ class Evaluator {
   EvalState* state() const { return state_; }
 
  private:
-  absl::StatusOr<Value> EvalVectorSelector(const Expr& e);
+  // `sample_time`: each point's value is its sample's timestamp in seconds and
+  // the metric name is dropped (timestamp() of a selector).
+  absl::StatusOr<Value> EvalVectorSelector(const Expr& e, bool sample_time);
   absl::StatusOr<RangeArg> EvalRangeArg(const Expr& e);
   absl::StatusOr<Value> EvalRangeTop(const Expr& e);
   absl::StatusOr<Value> EvalUnary(const Expr& e);
@@ -100,9 +102,11 @@ class Evaluator {
   absl::StatusOr<Value> EvalCall(const Expr& e);
   absl::StatusOr<Value> EvalRangeFunction(const Expr& e, int matrix_arg);
   absl::StatusOr<Value> EvalSampleFunction(const Expr& e, const SampleFn& fn);
-  absl::StatusOr<Value> EvalTimestampOfSelector(const Expr& e, const Expr& sel);
   absl::StatusOr<Matrix> Select(const Expr& sel, int64_t mint, int64_t maxt);
   int64_t RefTime(AtKind kind, int64_t at_ms, int64_t ts) const;
+
+  // Points produced for one series are counted against max_samples in batches.
+  static constexpr int64_t kSampleBatch = 4096;
 
   EvalState* state_;
   int64_t start_, end_, interval_;

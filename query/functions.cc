@@ -204,7 +204,8 @@ absl::StatusOr<Value> Evaluator::EvalCall(const Expr& e) {
     if (e.args[i]->type() == ValueType::kMatrix) return EvalRangeFunction(e, static_cast<int>(i));
   }
   if (e.func->name == "timestamp" && Unwrap(*e.args[0]).kind == ExprKind::kVectorSelector) {
-    return EvalTimestampOfSelector(e, Unwrap(*e.args[0]));
+    // The samples' own times, which a selector's per-step points no longer carry.
+    return EvalVectorSelector(Unwrap(*e.args[0]), /*sample_time=*/true);
   }
   const SampleFn* sample_fn = LookupSampleFunction(e.func->name);
   if (sample_fn != nullptr && !e.args.empty()) return EvalSampleFunction(e, *sample_fn);
@@ -250,29 +251,6 @@ absl::StatusOr<Value> Evaluator::EvalSampleFunction(const Expr& e, const SampleF
   for (const Value& v : vals) ReleaseSamples(CountPoints(v.matrix));
   RETURN_IF_ERROR(AddSamples(CountPoints(out.matrix)));
   RETURN_IF_ERROR(MergeEqualLabels(&out.matrix));
-  return out;
-}
-
-absl::StatusOr<Value> Evaluator::EvalTimestampOfSelector(const Expr& e, const Expr& sel) {
-  int64_t first = RefTime(sel.at_kind, sel.at_ms, start_) - sel.offset_ms;
-  int64_t last = RefTime(sel.at_kind, sel.at_ms, end_) - sel.offset_ms;
-  ASSIGN_OR_RETURN(Matrix raw, Select(sel, first - state_->lookback_ms, last));
-  Value out;
-  out.type = ValueType::kVector;
-  for (Series& s : raw) {
-    Series o{DropMetricName(s.labels), {}};
-    size_t j = 0;
-    for (int64_t ts = start_; ts <= end_; ts += interval_) {
-      int64_t ref = RefTime(sel.at_kind, sel.at_ms, ts) - sel.offset_ms;
-      while (j < s.samples.size() && s.samples[j].t <= ref) ++j;
-      if (j == 0) continue;
-      const Sample& smp = s.samples[j - 1];
-      if (smp.t < ref - state_->lookback_ms || IsStaleNaN(smp.v)) continue;
-      o.samples.push_back({ts, smp.t / 1000.0});
-    }
-    if (!o.samples.empty()) out.matrix.push_back(std::move(o));
-  }
-  RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(out.matrix.size())));
   return out;
 }
 
@@ -323,10 +301,12 @@ absl::StatusOr<Value> Evaluator::EvalRangeFunction(const Expr& e, int matrix_arg
       w.ts = ts;
       for (size_t k = 0; k < scalars.size(); ++k) w.scalars[k] = ScalarAt(scalars[k], step);
       ASSIGN_OR_RETURN(std::optional<double> v, fn(w));
-      if (v.has_value()) o.samples.push_back({ts, *v});
+      if (!v.has_value()) continue;
+      o.samples.push_back({ts, *v});
+      if (o.samples.size() % kSampleBatch == 0) RETURN_IF_ERROR(AddSamples(kSampleBatch));
     }
     if (o.samples.empty()) continue;
-    RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(o.samples.size())));
+    RETURN_IF_ERROR(AddSamples(static_cast<int64_t>(o.samples.size() % kSampleBatch)));
     out.matrix.push_back(std::move(o));
   }
   for (const Value& v : scalars) ReleaseSamples(CountPoints(v.matrix));
