@@ -9,6 +9,7 @@
 // that must be committed through Raft.
 //
 // How vigild wires it (the leader evaluates, everyone applies):
+//   on becoming leader: manager.ResumeAsLeader();
 //   leader loop:  for (auto& out : manager.RunDue()) for (auto& c : out.commits)
 //                   raft.Propose(c.bytes);     // RuleStateProto
 //   every node:   on a committed RuleStateProto: manager.ApplyCommittedState(bytes)
@@ -118,6 +119,10 @@ class RuleManager {
   // Installs a committed RuleStateProto. kDataLoss for bad bytes; kNotFound if
   // the rule it names is not in the current rule set (state is then ignored).
   absl::Status ApplyCommittedState(absl::string_view bytes);
+
+  // Call when this node becomes the leader: evaluation resumes at each group's
+  // latest slot, without counting the slots it was a follower for as missed.
+  void ResumeAsLeader() { scheduler_.SkipPassedSlots(); }
 
   // Evaluates every group that is due now (at its slot timestamp).
   std::vector<GroupRunResult> RunDue();

@@ -227,6 +227,7 @@ TEST(RuleManagerTest, FailoverInTheMiddleOfForFiresAtActiveAtPlusFor) {
   ASSERT_EQ(follower.manager->state(kKey, 1)->alerts.begin()->second.state, AlertState::kPending);
 
   // The leader dies; the follower's scheduler is on the same grid and takes over.
+  follower.manager->ResumeAsLeader();
   std::vector<GroupRunResult> after = RunUntil(&clock, follower, first + absl::Minutes(7));
   const Alert& a = follower.manager->state(kKey, 1)->alerts.begin()->second;
   EXPECT_EQ(a.state, AlertState::kFiring);
@@ -236,6 +237,7 @@ TEST(RuleManagerTest, FailoverInTheMiddleOfForFiresAtActiveAtPlusFor) {
   ASSERT_FALSE(follower.sink.sent.empty());
   EXPECT_EQ(follower.sink.sent[0].second.fired_at, first + absl::Minutes(5));
   EXPECT_THAT(leader.sink.sent, IsEmpty()) << "the old leader never fired";
+  EXPECT_EQ(follower.manager->scheduler().metrics(kKey)->iterations_missed, 0);
 }
 
 TEST(RuleManagerTest, OlderCommittedStateDoesNotRollBack) {

@@ -61,6 +61,14 @@ std::vector<DueGroup> Scheduler::TakeDue() {
   return due;
 }
 
+void Scheduler::SkipPassedSlots() {
+  absl::Time now = clock_->Now();
+  for (const RuleGroup& g : rules_.groups) {
+    Entry& e = entries_.at(g.Key());
+    if (e.next <= now) e.next = SlotAtOrBefore(g, e.interval, now);
+  }
+}
+
 absl::Time Scheduler::NextDue() const {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [key, e] : entries_) next = std::min(next, e.next);

@@ -59,6 +59,11 @@ class Scheduler {
   // past now and counts missed slots.
   std::vector<DueGroup> TakeDue();
 
+  // Forgets the slots that passed while this node was not evaluating (a follower
+  // that just became leader): each group is next due at its latest slot at or
+  // before now, and nothing counts as missed.
+  void SkipPassedSlots();
+
   // When the next group is due; absl::InfiniteFuture() without groups.
   absl::Time NextDue() const;
 

@@ -78,6 +78,23 @@ TEST(SchedulerTest, CountsMissedIterationsAndSkipsToTheLatestSlot) {
   EXPECT_EQ(s.metrics(g.Key())->iterations_total, 5);
 }
 
+TEST(SchedulerTest, SkipPassedSlotsResumesAtTheLatestSlotWithoutCountingMisses) {
+  FakeClock clock(kStart);
+  Scheduler s(&clock, absl::Minutes(1));
+  RuleGroup g = Group("g", absl::Seconds(10));
+  s.SetRules(RuleSet{{g}});
+  absl::Time first = s.NextDue();
+  clock.Set(first + absl::Seconds(95));  // A follower for a while.
+  s.SkipPassedSlots();
+  std::vector<DueGroup> due = s.TakeDue();
+  ASSERT_THAT(due, SizeIs(1));
+  EXPECT_EQ(due[0].eval_ts, first + absl::Seconds(90));
+  EXPECT_EQ(due[0].missed, 0);
+  EXPECT_EQ(s.metrics(g.Key())->iterations_missed, 0);
+  s.SkipPassedSlots();  // Nothing passed since: no change.
+  EXPECT_EQ(s.NextDue(), first + absl::Seconds(100));
+}
+
 TEST(SchedulerTest, GroupsWithoutIntervalUseTheDefault) {
   FakeClock clock(kStart);
   Scheduler s(&clock, absl::Seconds(20));
