@@ -184,13 +184,22 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   return t;
 }
 
+std::unique_ptr<GrpcTransport> GrpcTransport::CreateOn(grpc::ServerBuilder* builder) {
+  std::unique_ptr<GrpcTransport> t(new GrpcTransport());
+  builder->SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder->RegisterService(t->service_.get());
+  return t;
+}
+
 GrpcTransport::~GrpcTransport() {
   {
     absl::MutexLock l(&mu_);
     peers_.clear();
     handler_ = nullptr;
   }
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+  }
 }
 
 void GrpcTransport::SetHandler(Handler handler) {

@@ -36,6 +36,10 @@ class GrpcTransport final : public Transport {
 
   // Starts the inbound server on `listen_address` ("127.0.0.1:0" picks a free port; see port()).
   static absl::StatusOr<std::unique_ptr<GrpcTransport>> Create(const std::string& listen_address);
+  // Registers the inbound service on the caller's `builder` instead, so one gRPC port serves Raft
+  // and everything else. The caller builds and starts the server, and must shut it down before
+  // destroying the transport; port() is 0.
+  static std::unique_ptr<GrpcTransport> CreateOn(grpc::ServerBuilder* builder);
   GrpcTransport(const GrpcTransport&) = delete;
   GrpcTransport& operator=(const GrpcTransport&) = delete;
   ~GrpcTransport() override;

@@ -210,6 +210,7 @@ void RaftNode::HandleReady() {
 }
 
 void RaftNode::ApplyEntry(const Entry& e) {
+  sm_->OnCommitted(e);
   std::string reply;
   if (e.type == EntryType::kNormal && !e.data.empty()) {
     reply = sm_->Apply(e.index, e.data);

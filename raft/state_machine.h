@@ -26,6 +26,10 @@ class StateMachine {
   // depend only on the command (bad input) belong in the reply, not in a crash.
   virtual std::string Apply(uint64_t index, absl::string_view data) = 0;
 
+  // Called for every committed entry (normal, no-op and membership change), in log order, just
+  // before it is applied: for observability (e.g. a digest of the committed log). Default: nothing.
+  virtual void OnCommitted(const Entry& entry) {}
+
   // A membership change committed at `index`; `conf` is the configuration after it. The
   // change's context carries whatever the proposer put there (e.g. the new node's address).
   virtual void ApplyConfChange(uint64_t index, const ConfChange& change, const ConfState& conf) {}
