@@ -66,6 +66,31 @@ class FakeNodes final : public ReplicaClient, public ReplicaReader {
     return c;
   }
 
+  bool up(NodeId n) const { return ModeOf(n) == Mode::kUp; }
+
+  // Shards `n` holds data of, ascending.
+  std::vector<uint32_t> ListShards(NodeId n) const {
+    std::set<uint32_t> out;
+    for (const Series& s : Data(n)) out.insert(ModShardOf(s.labels.Hash(), num_shards_));
+    return std::vector<uint32_t>(out.begin(), out.end());
+  }
+  // What a move stream does: the union of `from`'s shard data into `to`.
+  void CopyShard(NodeId from, NodeId to, uint32_t shard) {
+    for (const Series& s : Data(from)) {
+      if (ModShardOf(s.labels.Hash(), num_shards_) == shard) Add(to, s);
+    }
+  }
+  void DropShard(NodeId n, uint32_t shard) {
+    auto& series = data_[n];
+    for (auto it = series.begin(); it != series.end();) {
+      if (ModShardOf(it->first.Hash(), num_shards_) == shard) {
+        it = series.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
   int writes(NodeId n) const { return Lookup(writes_, n); }
   int reads(NodeId n) const { return Lookup(reads_, n); }
   // Shards asked of `n` over all reads.

@@ -1,0 +1,358 @@
+// ControlPlane: three (and a fourth) nodes in one process over loopback gRPC,
+// each with its own RocksDB Raft log. Everything is polled with generous
+// deadlines; nothing waits a fixed time.
+#include "cluster/control_plane.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cluster/control_http.h"
+#include "common/testing/status_matchers.h"
+#include "glog/logging.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "server/metrics.h"
+
+namespace vigil::cluster {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+using ::vigil::testing::StatusIs;
+
+constexpr absl::Duration kPatience = absl::Seconds(30);
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  socklen_t len = sizeof(a);
+  CHECK_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Polls `pred` every 10 ms until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& pred, absl::Duration timeout = kPatience) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+class ControlPlaneTest : public ::testing::Test {
+ protected:
+  struct Node {
+    std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<ControlPlane> cp;
+  };
+
+  void SetUp() override {
+    dir_ = absl::StrCat(::testing::TempDir(), "/control_plane_test_", getpid(), "_",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    for (NodeId id = 1; id <= 3; ++id) {
+      peers_[id] = PeerAddress{absl::StrCat("127.0.0.1:", PickFreePort()), ""};
+    }
+    for (NodeId id = 1; id <= 3; ++id) StartNode(id, /*join=*/false);
+  }
+
+  void TearDown() override {
+    for (auto& [id, n] : nodes_) StopNode(id);
+    std::filesystem::remove_all(dir_);
+  }
+
+  void StartNode(NodeId id, bool join) {
+    ControlPlaneOptions o;
+    o.node_id = id;
+    o.peers = peers_;
+    o.join = join;
+    o.data_dir = absl::StrCat(dir_, "/node", id);
+    o.num_shards = 16;
+    o.replication_factor = 3;
+    o.reconcile_interval = absl::Milliseconds(50);
+    o.stream_shard = [this](const Transfer& t, std::function<void(absl::Status)> done) {
+      ++streams_;  // no data in these tests: the stream is empty
+      done(absl::OkStatus());
+    };
+    o.metrics = &metrics_;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(peers_[id].grpc_address, grpc::InsecureServerCredentials());
+    absl::StatusOr<std::unique_ptr<ControlPlane>> cp = ControlPlane::Create(o);
+    ASSERT_OK(cp.status());
+    Node& n = nodes_[id];
+    n.cp = *std::move(cp);
+    n.cp->RegisterServices(&builder);
+    n.server = builder.BuildAndStart();
+    ASSERT_NE(n.server, nullptr);
+    ASSERT_OK(n.cp->Start());
+  }
+
+  void StopNode(NodeId id) {
+    Node& n = nodes_[id];
+    if (n.server != nullptr) {
+      n.server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+    }
+    n.cp.reset();
+    n.server.reset();
+  }
+
+  ControlPlane* cp(NodeId id) { return nodes_[id].cp.get(); }
+
+  // The leader every running node agrees on, or 0.
+  NodeId AgreedLeader() {
+    NodeId leader = 0;
+    for (auto& [id, n] : nodes_) {
+      if (n.cp == nullptr) continue;
+      raft::RaftStatus st = n.cp->raft_status();
+      if (st.leader == 0 || (leader != 0 && st.leader != leader)) return 0;
+      leader = st.leader;
+    }
+    if (leader == 0 || nodes_[leader].cp == nullptr) return 0;
+    return nodes_[leader].cp->raft_status().role == raft::Role::kLeader ? leader : 0;
+  }
+
+  NodeId WaitForLeader() {
+    NodeId leader = 0;
+    EXPECT_TRUE(Eventually([&] { return (leader = AgreedLeader()) != 0; }));
+    return leader;
+  }
+
+  // Every shard has `rf` distinct replicas, drawn from `nodes`, with no move pending.
+  static bool MapPlacedOn(const ShardMap& map, const std::set<NodeId>& nodes, size_t rf) {
+    if (map.num_shards() == 0) return false;
+    for (const ShardPlacement& p : map.shards) {
+      std::set<NodeId> distinct(p.replicas.begin(), p.replicas.end());
+      if (p.moving() || p.replicas.size() != rf || distinct.size() != rf) return false;
+      for (NodeId r : p.replicas) {
+        if (!nodes.contains(r)) return false;
+      }
+    }
+    return true;
+  }
+
+  bool AllMapsPlacedOn(const std::set<NodeId>& nodes, size_t rf) {
+    for (auto& [id, n] : nodes_) {
+      if (n.cp != nullptr && !MapPlacedOn(*n.cp->shard_map(), nodes, rf)) return false;
+    }
+    return true;
+  }
+
+  std::string dir_;
+  std::map<NodeId, PeerAddress> peers_;
+  std::map<NodeId, Node> nodes_;
+  std::atomic<int> streams_{0};
+  metrics::Registry metrics_;
+};
+
+TEST(ParsePeersTest, ParsesIdsAndAddresses) {
+  ASSERT_OK_AND_ASSIGN(auto peers, ParsePeers("1=a:1,2=b:2/b:9402"));
+  EXPECT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[1].grpc_address, "a:1");
+  EXPECT_EQ(peers[1].http_address, "");
+  EXPECT_EQ(peers[2].http_address, "b:9402");
+  EXPECT_THAT(ParsePeers("1=a:1,1=b:2").status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParsePeers("x=a:1").status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParsePeers("0=a:1").status(), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ControlPlaneTest, ElectsLeaderAndFormsShardMap) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(Eventually([&] { return AllMapsPlacedOn({1, 2, 3}, 3); }));
+  nlohmann::json status = cp(1)->StatusJson();
+  EXPECT_EQ(status["leader"], leader);
+  EXPECT_EQ(status["bootstrapped"], true);
+  ASSERT_EQ(status["members"].size(), 3u);
+  for (const auto& m : status["members"]) EXPECT_EQ(m["state"], "ACTIVE");
+  EXPECT_EQ(status["voters"], nlohmann::json({1, 2, 3}));
+
+  nlohmann::json debug = cp(leader)->DebugRaftJson();
+  EXPECT_EQ(debug["role"], "leader");
+  EXPECT_GE(debug["commit_index"].get<uint64_t>(), 4u);  // 3 founding entries + no-op + bootstrap
+  EXPECT_FALSE(debug["committed"].empty());
+  // Every node reports the same committed entries for the indexes they share.
+  ASSERT_TRUE(Eventually([&] {
+    return cp(1)->DebugRaftJson()["committed"] == cp(2)->DebugRaftJson()["committed"] &&
+           cp(2)->DebugRaftJson()["committed"] == cp(3)->DebugRaftJson()["committed"];
+  }));
+
+  // Subscribers get the current map at once.
+  std::shared_ptr<const ShardMap> seen;
+  cp(2)->SubscribeShardMap([&](std::shared_ptr<const ShardMap> m) { seen = std::move(m); });
+  ASSERT_NE(seen, nullptr);
+  EXPECT_TRUE(MapPlacedOn(*seen, {1, 2, 3}, 3));
+  EXPECT_THAT(metrics_.Expose(), ::testing::HasSubstr("vigil_raft_term"));
+}
+
+TEST_F(ControlPlaneTest, RegistersAreLinearizableThroughAnyNode) {
+  ASSERT_NE(WaitForLeader(), 0u);
+  ASSERT_OK_AND_ASSIGN(RegisterValue absent, cp(2)->GetRegister("k"));
+  EXPECT_EQ(absent.version, 0u);
+  for (NodeId writer = 1; writer <= 3; ++writer) {
+    ASSERT_OK_AND_ASSIGN(uint64_t version, cp(writer)->PutRegister("k", absl::StrCat("v", writer)));
+    EXPECT_EQ(version, writer);
+    // A read through every node right after the write sees it.
+    for (NodeId reader = 1; reader <= 3; ++reader) {
+      ASSERT_OK_AND_ASSIGN(RegisterValue v, cp(reader)->GetRegister("k"));
+      EXPECT_EQ(v.value, absl::StrCat("v", writer)) << "reader " << reader;
+      EXPECT_EQ(v.version, writer);
+    }
+  }
+  RegisterValue current;
+  EXPECT_THAT(cp(1)->CompareAndSetRegister("k", "v1", "x", &current),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(current.value, "v3");
+  EXPECT_EQ(current.version, 3u);
+  ASSERT_OK_AND_ASSIGN(uint64_t version, cp(2)->CompareAndSetRegister("k", "v3", "x", &current));
+  EXPECT_EQ(version, 4u);
+  ASSERT_OK_AND_ASSIGN(RegisterValue v, cp(3)->GetRegister("k"));
+  EXPECT_EQ(v.value, "x");
+}
+
+TEST_F(ControlPlaneTest, HttpRoutesOnAFollower) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  NodeId follower = leader == 1 ? 2 : 1;
+  httplib::Server http;
+  RegisterControlRoutes(&http, cp(follower));
+  int port = http.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread serve([&] { http.listen_after_bind(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(10, 0);
+
+  auto get = c.Get("/api/v1/admin/registers/r");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(get->body), nlohmann::json::parse(R"({"value":null,"version":0})"));
+  auto put = c.Put("/api/v1/admin/registers/r", R"({"value":"a"})", "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(put->body)["version"], 1);
+  auto cas = c.Post("/api/v1/admin/registers/r/cas", R"({"expected_value":"z","value":"b"})",
+                    "application/json");
+  ASSERT_TRUE(cas);
+  EXPECT_EQ(cas->status, 409);
+  EXPECT_EQ(nlohmann::json::parse(cas->body),
+            nlohmann::json::parse(R"({"ok":false,"value":"a","version":1})"));
+  cas = c.Post("/api/v1/admin/registers/r/cas", R"({"expected_value":"a","value":"b"})",
+               "application/json");
+  ASSERT_TRUE(cas);
+  EXPECT_EQ(cas->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(cas->body), nlohmann::json::parse(R"({"ok":true,"version":2})"));
+  auto bad = c.Put("/api/v1/admin/registers/r", R"({"value":1})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  auto status = c.Get("/api/v1/status/cluster");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(nlohmann::json::parse(status->body)["leader"], leader);
+  auto debug = c.Get("/debug/raft");
+  ASSERT_TRUE(debug);
+  EXPECT_EQ(nlohmann::json::parse(debug->body)["role"], "follower");
+  auto transfer = c.Post("/api/v1/admin/cluster/transfer-leader",
+                         absl::StrCat(R"({"target":)", follower, "}"), "application/json");
+  ASSERT_TRUE(transfer);
+  EXPECT_EQ(transfer->status, 200) << transfer->body;
+  EXPECT_EQ(nlohmann::json::parse(transfer->body)["leader"], follower);
+  http.stop();
+  serve.join();
+}
+
+TEST_F(ControlPlaneTest, LeaderFailoverAndRestartRecovers) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_OK(cp(leader)->PutRegister("k", "before").status());
+  uint64_t old_term = cp(leader)->raft_status().term;
+
+  absl::Time stopped = absl::Now();
+  StopNode(leader);
+  NodeId next = 0;
+  ASSERT_TRUE(Eventually([&] {
+    next = AgreedLeader();
+    return next != 0 && cp(next)->raft_status().term > old_term;
+  }));
+  absl::Duration failover = absl::Now() - stopped;
+  RecordProperty("failover_ms", static_cast<int>(absl::ToInt64Milliseconds(failover)));
+  LOG(INFO) << "failover: node " << next << " leads after " << failover;
+  EXPECT_LT(failover, absl::Seconds(10));
+
+  NodeId survivor = 6 - leader - next;  // the remaining follower
+  ASSERT_OK_AND_ASSIGN(uint64_t version, cp(survivor)->PutRegister("k", "after"));
+  EXPECT_EQ(version, 2u);
+
+  // The old leader restarts from its log and catches up.
+  StartNode(leader, /*join=*/false);
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<RegisterValue> v = cp(leader)->GetRegister("k");
+    return v.ok() && v->value == "after";
+  }));
+  EXPECT_TRUE(AllMapsPlacedOn({1, 2, 3}, 3));
+  EXPECT_EQ(cp(leader)->StatusJson()["members"].size(), 3u);
+}
+
+TEST_F(ControlPlaneTest, AddAndRemoveNodeRebalances) {
+  ASSERT_NE(WaitForLeader(), 0u);
+  ASSERT_TRUE(Eventually([&] { return AllMapsPlacedOn({1, 2, 3}, 3); }));
+  std::shared_ptr<const ShardMap> before = cp(1)->shard_map();
+
+  peers_[4] = PeerAddress{absl::StrCat("127.0.0.1:", PickFreePort()), "127.0.0.1:9999"};
+  StartNode(4, /*join=*/true);
+  ASSERT_OK(cp(2)->AddNode(4, peers_[4]));  // through any node
+  // Node 4 becomes a voter and ACTIVE, and some shards move to it: epochs bump.
+  auto holds_some = [&](NodeId id) {
+    for (const ShardPlacement& p : cp(id)->shard_map()->shards) {
+      for (NodeId r : p.replicas) {
+        if (r == 4) return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(Eventually([&] {
+    return AllMapsPlacedOn({1, 2, 3, 4}, 3) && holds_some(1) && holds_some(4) &&
+           cp(4)->raft_status().conf.IsVoter(4);
+  }));
+  std::shared_ptr<const ShardMap> after = cp(4)->shard_map();
+  int moved = 0;
+  for (uint32_t s = 0; s < after->num_shards(); ++s) {
+    if (after->shards[s].replicas != before->shards[s].replicas) {
+      ++moved;
+      EXPECT_GT(after->shards[s].epoch, before->shards[s].epoch);
+    } else {
+      EXPECT_EQ(after->shards[s].epoch, before->shards[s].epoch);
+    }
+  }
+  EXPECT_GT(moved, 0);
+  EXPECT_GT(streams_.load(), 0);
+  ASSERT_OK_AND_ASSIGN(uint64_t version, cp(4)->PutRegister("j", "via4"));
+  EXPECT_EQ(version, 1u);
+
+  // Remove node 1 (whichever role it has): its shards move away, then it leaves.
+  ASSERT_OK(cp(3)->RemoveNode(1));
+  ASSERT_TRUE(Eventually([&] {
+    nlohmann::json st = cp(4)->StatusJson();
+    return st["members"].size() == 3u && st["voters"] == nlohmann::json({2, 3, 4}) &&
+           MapPlacedOn(*cp(4)->shard_map(), {2, 3, 4}, 3);
+  }));
+  ASSERT_OK_AND_ASSIGN(RegisterValue v, cp(2)->GetRegister("j"));
+  EXPECT_EQ(v.value, "via4");
+}
+
+}  // namespace
+}  // namespace vigil::cluster

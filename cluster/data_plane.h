@@ -1,0 +1,137 @@
+// cluster/data_plane.h
+//
+// DataPlane: the running data plane of one vigild node in a cluster. Writes go
+// through a QuorumWriter to each shard's replicas (this node through
+// LocalReplica, the others over gRPC: GrpcReplicaClient) and succeed only with
+// W-of-n durable acks per shard; queries read through a FanoutSource over every
+// shard. Background threads replay hinted handoff to nodes that answer again
+// (and expire overdue writes), run anti-entropy (per shard this node
+// replicates: digest every replica's aligned time ranges, pull the ranges where
+// this node differs from another replica with ExportShard into the local
+// Append), and drop the shards this node no longer owns.
+//
+// The shard map comes from a function (the control plane's latest, or a static
+// map); a null map means "not ready" and writes and reads fail kUnavailable.
+//
+// Thread-safe. Stop() (or the destructor) joins the background threads; the
+// TSDB must outlive the DataPlane.
+#ifndef VIGIL_CLUSTER_DATA_PLANE_H_
+#define VIGIL_CLUSTER_DATA_PLANE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cluster/anti_entropy.h"
+#include "cluster/cluster_state.h"
+#include "cluster/grpc_replica_client.h"
+#include "cluster/hints.h"
+#include "cluster/local_replica.h"
+#include "cluster/quorum_writer.h"
+#include "common/clock.h"
+#include "query/series_source.h"
+#include "storage/tsdb.h"
+
+namespace vigil::cluster {
+
+struct DataPlaneOptions {
+  NodeId self = 0;            // required
+  uint32_t num_shards = 64;   // the storage's; maps with another count are refused
+  absl::Duration write_timeout = absl::Seconds(5);
+  absl::Duration read_timeout = absl::Seconds(30);
+  bool partial_response = false;  // the default of QuerySource()
+  // Background work; false leaves it to the *Once() calls (tests).
+  bool background = true;
+  absl::Duration maintenance_interval = absl::Seconds(1);  // hints, overdue writes
+  absl::Duration anti_entropy_interval = absl::Seconds(30);
+  // Anti-entropy compares [now - window, now + 10 min] in aligned ranges.
+  absl::Duration anti_entropy_window = absl::Hours(6);
+  absl::Duration anti_entropy_range = absl::Hours(1);
+  absl::Duration anti_entropy_call_timeout = absl::Seconds(30);
+  AntiEntropyOptions anti_entropy;
+  bool drop_unowned_shards = true;
+  HintOptions hints;
+  GrpcReplicaClientOptions grpc;
+  const Clock* clock = RealClock::Get();
+};
+
+struct AntiEntropyStats {
+  int shards_checked = 0;
+  int ranges_in_sync = 0;
+  int transfers = 0;        // ranges pulled into this node
+  int64_t samples_pulled = 0;  // newly appended by the pulls
+  int unknown = 0;          // ranges some replica did not answer for
+};
+
+class DataPlane {
+ public:
+  using MapFn = std::function<std::shared_ptr<const ShardMap>()>;
+
+  // `local_append` stores a batch in this node's TSDB (vigild adds counters);
+  // `tsdb` serves local reads, digests, exports and drops.
+  DataPlane(DataPlaneOptions opts, storage::TSDB* tsdb, AppendFn local_append, MapFn current_map,
+            AddressFn address);
+  ~DataPlane();
+  DataPlane(const DataPlane&) = delete;
+  DataPlane& operator=(const DataPlane&) = delete;
+
+  // The ApiBackend write: OK only once every touched shard has W-of-n durable
+  // acks; kUnavailable otherwise (retryable), kInvalidArgument for bad input.
+  absl::StatusOr<storage::AppendResult> Write(const std::vector<storage::SeriesAppend>& batch);
+  absl::StatusOr<storage::AppendResult> WriteSeries(std::vector<Series> series);
+
+  // A SeriesSource over the whole cluster: each call fans out over the current
+  // map (FanoutSource). Valid while the DataPlane lives.
+  std::unique_ptr<query::SeriesSource> QuerySource(bool partial_response);
+  std::unique_ptr<query::SeriesSource> QuerySource() {
+    return QuerySource(opts_.partial_response);
+  }
+
+  // One pass of each background task.
+  void MaintainOnce();  // ExpireOverdue + replay hints to every target
+  AntiEntropyStats AntiEntropyOnce();
+  int DropUnownedShardsOnce();  // how many shards were dropped
+
+  HintStats hint_stats(NodeId target) const { return hints_.Stats(target); }
+  // How long the last divergence took to repair: from the first anti-entropy
+  // pass that found a difference to the first pass that found none.
+  std::optional<absl::Duration> last_convergence() const;
+
+  // Joins the background threads. Idempotent.
+  void Stop();
+
+ private:
+  class Router;
+  class ClusterSource;
+
+  absl::StatusOr<std::shared_ptr<const ShardMap>> Map() const;
+  void Loop(absl::Duration interval, const std::function<void()>& work);
+
+  const DataPlaneOptions opts_;
+  storage::TSDB* const tsdb_;
+  const AppendFn local_append_;
+  const MapFn current_map_;
+  LocalReplica local_;
+  GrpcReplicaClient remote_;
+  std::unique_ptr<Router> router_;
+  HintStore hints_;
+  QuorumWriter writer_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::Time> diverged_since_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Duration> last_convergence_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex ae_mu_;  // one anti-entropy pass at a time
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace vigil::cluster
+
+#endif  // VIGIL_CLUSTER_DATA_PLANE_H_
