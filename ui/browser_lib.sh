@@ -50,16 +50,28 @@ for i in range(240):
 PY
 }
 
-# Starts vigild (and the proxy, if any) and writes the data. Sets UI_BASE.
+# Starts vigild on ports the kernel picks (read back from its log), then the
+# proxy if any, and writes the data. Sets UI_BASE and UI_GRPC_PORT.
 ui_setup() {
   UI_TMP=$(mktemp -d)
   trap ui_cleanup EXIT
-  local http_port; http_port=$(ui_free_port)
-  UI_GRPC_PORT=$(ui_free_port)
-  "$VIGILD" --data_dir="$UI_TMP/data" --http_addr="127.0.0.1:$http_port" \
-    --grpc_addr="127.0.0.1:$UI_GRPC_PORT" >"$UI_TMP/vigild.log" 2>&1 &
-  UI_PIDS+=($!)
-  ui_wait_http "http://127.0.0.1:$http_port/-/healthy" || { cat "$UI_TMP/vigild.log" >&2; return 1; }
+  "$VIGILD" --data_dir="$UI_TMP/data" --http_addr=127.0.0.1:0 --grpc_addr=127.0.0.1:0 \
+    >"$UI_TMP/vigild.log" 2>&1 &
+  local pid=$! line="" i
+  UI_PIDS+=($pid)
+  for i in $(seq 1 600); do
+    line=$(grep -o 'serving HTTP on port [0-9]*, gRPC on port [0-9]*' "$UI_TMP/vigild.log" || true)
+    [ -n "$line" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$line" ]; then
+    echo "vigild did not start:" >&2
+    cat "$UI_TMP/vigild.log" >&2
+    return 1
+  fi
+  local http_port; http_port=$(echo "$line" | awk '{print $5}' | tr -d ,)
+  UI_GRPC_PORT=$(echo "$line" | awk '{print $9}')
   UI_BASE="http://127.0.0.1:$http_port"
   if [ -n "${VIGIL_UI_PROXY:-}" ]; then
     local ui_port; ui_port=$(ui_free_port)
@@ -74,7 +86,7 @@ ui_setup() {
 # ui_chromium ARGS... URL: headless Chromium with its own profile, bounded in time.
 ui_chromium() {
   local profile; profile=$(mktemp -d -p "$UI_TMP")
-  timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$profile" --window-size=1280,800 --virtual-time-budget=5000 "$@" 2>/dev/null
 }
