@@ -53,6 +53,9 @@ check "table shows the latest values" table '^td class="value">(21.5|23.25|12.75
 check "no error box on success" table '^div id="error" role="alert" hidden' 1
 page sum '?expr=sum(room_temperature_celsius)'
 check "?expr= alias runs an instant query" sum '^td class="value">57.5$' 1
+page empty '?expr=no_such_metric'
+check "empty result says so" empty '^p id="table-empty" class="empty">Empty query result' 1
+check "empty result has no rows" empty '^tr class="series-row"' 0
 page graph '?g0.expr=up&g0.tab=0&g0.range_input=1h'
 check "graph legend has one item per series" graph '^li class="legend-item"' 2
 check "graph stats count series" graph 'Result series: 2' 1

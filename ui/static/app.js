@@ -7,6 +7,7 @@
   const RANGES = ['5m', '15m', '1h', '6h', '12h', '1d', '1w'];
   const POINTS = 250;  // points per series the step aims at, as Prometheus' UI
   const MAX_SUGGESTIONS = 12;
+  const MAX_ROWS = 10000;  // more table rows than this only make the page crawl
   const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#dc2626', '#9333ea', '#0891b2',
                   '#ca8a04', '#db2777', '#4b5563', '#65a30d'];
   const UNITS = {s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000};
@@ -17,7 +18,7 @@
     rangeControls: $('range-controls'), stepInfo: $('step-info'), stats: $('stats'),
     error: $('error'), tableView: $('table-view'), table: $('results'),
     tbody: document.querySelector('#results tbody'),
-    tableEmpty: $('table-empty'), graphView: $('graph-view'), canvas: $('graph'),
+    tableEmpty: $('table-empty'), tableNote: $('table-note'), graphView: $('graph-view'), canvas: $('graph'),
     tooltip: $('tooltip'), legend: $('legend'), build: $('build'),
   };
   const state = {
@@ -231,6 +232,8 @@
           rows.push([document.createTextNode(data.resultType), data.result[1]]);
       }
     }
+    const total = rows.length;
+    rows.length = Math.min(total, MAX_ROWS);
     el.tbody.replaceChildren(...rows.map(([labels, value]) => {
       const tr = document.createElement('tr');
       tr.className = 'series-row';
@@ -242,7 +245,9 @@
       v.textContent = value;
       return tr;
     }));
-    el.tableEmpty.hidden = !data || rows.length > 0;
+    el.tableEmpty.hidden = !data || total > 0;
+    el.tableNote.hidden = total <= MAX_ROWS;
+    el.tableNote.textContent = `Showing the first ${MAX_ROWS} of ${total} series`;
     el.table.hidden = !data;
   }
 
