@@ -41,11 +41,21 @@ absl::Status RuleManager::ApplyCommittedState(absl::string_view bytes) {
                                                rec.rule_name, rec.group_key));
   }
   RuleSlot& slot = slots_[RuleKey{rec.group_key, rec.rule_index, rec.rule_name}];
-  // Our own proposals come back after we may have evaluated again: keep the newer.
-  if (IsSet(slot.eval_ts) && rec.eval_ts <= slot.eval_ts) return absl::OkStatus();
-  slot.state = std::move(rec.state);
-  slot.eval_ts = rec.eval_ts;
+  slot.committed = std::move(rec.state);
+  // A leader's own proposals come back after it may have evaluated again.
+  if (!leading_) slot.state = slot.committed;
   return absl::OkStatus();
+}
+
+void RuleManager::ResumeAsLeader() {
+  leading_ = true;
+  for (auto& [key, slot] : slots_) slot.state = slot.committed;
+  scheduler_.SkipPassedSlots();
+}
+
+void RuleManager::StepDown() {
+  leading_ = false;
+  for (auto& [key, slot] : slots_) slot.state = slot.committed;
 }
 
 const Rule* RuleManager::FindRule(const std::string& group_key, int index) const {
@@ -123,7 +133,6 @@ absl::Status RuleManager::EvalRule(const RuleGroup& group, int index, absl::Time
   RuleSlot& slot = slots_[key];
   AlertEvalResult r = EvaluateAlertingRule(rule, slot.state, vec, ts, ctx);
   slot.state = std::move(r.state);
-  slot.eval_ts = ts;
   if (r.needs_commit) {
     out->commits.push_back(
         {group.Key(), index, SerializeRuleState({group.Key(), index, rule.alert, ts, slot.state})});

@@ -9,13 +9,18 @@
 // that must be committed through Raft.
 //
 // How vigild wires it (the leader evaluates, everyone applies):
-//   on becoming leader: manager.ResumeAsLeader();
-//   leader loop:  for (auto& out : manager.RunDue()) for (auto& c : out.commits)
-//                   raft.Propose(c.bytes);     // RuleStateProto
-//   every node:   on a committed RuleStateProto: manager.ApplyCommittedState(bytes)
-//   everyone:     on a committed RuleSetProto: manager.SetRules(DeserializeRuleSet(bytes))
-// A new leader's manager already holds the committed state, so a pending alert
-// keeps its activeAt and a firing one keeps firing.
+//   on becoming leader:  manager.ResumeAsLeader();
+//   leader loop:         for (auto& out : manager.RunDue()) for (auto& c : out.commits)
+//                          raft.Propose(c.bytes);     // RuleStateProto
+//   on losing leadership: manager.StepDown();
+//   every node, in log order: on a committed RuleStateProto
+//                          manager.ApplyCommittedState(bytes);
+//                        on a committed RuleSetProto
+//                          manager.SetRules(*DeserializeRuleSet(bytes));
+// Every node keeps the committed state of each rule. A leader works on its own
+// evaluations (ahead of the log); a new leader starts from the committed state,
+// so a pending alert keeps its activeAt and a firing one keeps firing; a leader
+// that steps down drops whatever it evaluated but never got committed.
 //
 // No threads inside; not thread-safe (one loop owns it). RuleRunner below owns a
 // thread for processes that want one.
@@ -116,13 +121,19 @@ class RuleManager {
   // position and name; the rest is dropped.
   void SetRules(RuleSet rules);
 
-  // Installs a committed RuleStateProto. kDataLoss for bad bytes; kNotFound if
-  // the rule it names is not in the current rule set (state is then ignored).
+  // Records a committed RuleStateProto (call in log order). A follower also
+  // takes it as its current state; a leader keeps its own, newer one. kDataLoss
+  // for bad bytes; kNotFound if the rule it names is not in the current rule set
+  // (the state is then ignored).
   absl::Status ApplyCommittedState(absl::string_view bytes);
 
   // Call when this node becomes the leader: evaluation resumes at each group's
   // latest slot, without counting the slots it was a follower for as missed.
-  void ResumeAsLeader() { scheduler_.SkipPassedSlots(); }
+  // The current state of every rule becomes its committed state.
+  void ResumeAsLeader();
+  // Back to follower: uncommitted evaluations are dropped (state = committed).
+  void StepDown();
+  bool leading() const { return leading_; }
 
   // Evaluates every group that is due now (at its slot timestamp).
   std::vector<GroupRunResult> RunDue();
@@ -139,8 +150,8 @@ class RuleManager {
  private:
   using RuleKey = std::tuple<std::string, int, std::string>;  // group key, index, name
   struct RuleSlot {
-    RuleState state;                            // Alerting rules only.
-    absl::Time eval_ts = absl::InfinitePast();  // Evaluation (or commit) `state` is from.
+    RuleState state;      // Current: the leader's latest evaluation, else `committed`.
+    RuleState committed;  // As of the last applied RuleStateProto.
     std::vector<Labels> last_series;            // Written last time, for stale markers.
     RuleHealth health;
   };
@@ -160,6 +171,7 @@ class RuleManager {
   const RuleManagerOptions opts_;
   Scheduler scheduler_;
   std::map<RuleKey, RuleSlot> slots_;
+  bool leading_ = false;
 };
 
 // Owns a thread that calls RunDue() whenever a group is due and hands each

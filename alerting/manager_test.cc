@@ -217,6 +217,7 @@ TEST(RuleManagerTest, FailoverInTheMiddleOfForFiresAtActiveAtPlusFor) {
     n->querier.Set("up == 0", {S(down, 0)});
   }
   // The leader evaluates for 4 minutes; its commits reach the follower through "Raft".
+  leader.manager->ResumeAsLeader();
   absl::Time first = leader.manager->scheduler().NextDue();
   for (const GroupRunResult& r : RunUntil(&clock, leader, first + absl::Minutes(4))) {
     for (const StateCommit& c : r.commits) {
@@ -240,9 +241,10 @@ TEST(RuleManagerTest, FailoverInTheMiddleOfForFiresAtActiveAtPlusFor) {
   EXPECT_EQ(follower.manager->scheduler().metrics(kKey)->iterations_missed, 0);
 }
 
-TEST(RuleManagerTest, OlderCommittedStateDoesNotRollBack) {
+TEST(RuleManagerTest, LeaderKeepsItsNewerStateAndStepDownRevertsToCommitted) {
   FakeClock clock(kStart);
   Node n(&clock);
+  n.manager->ResumeAsLeader();
   n.querier.Set("sum by (job) (up)", {});
   n.querier.Set("up == 0", {S(Labels{{"instance", "h1"}}, 0)});
   std::vector<GroupRunResult> results = RunUntil(&clock, n, clock.Now() + absl::Minutes(6));
@@ -253,6 +255,28 @@ TEST(RuleManagerTest, OlderCommittedStateDoesNotRollBack) {
   ASSERT_THAT(commits, SizeIs(2));
   ASSERT_OK(n.manager->ApplyCommittedState(commits[0]));  // The stale "pending" commit.
   EXPECT_EQ(n.manager->state(kKey, 1)->alerts.begin()->second.state, AlertState::kFiring);
+
+  // Deposed before "firing" was committed: back to the committed "pending".
+  n.manager->StepDown();
+  EXPECT_FALSE(n.manager->leading());
+  EXPECT_EQ(n.manager->state(kKey, 1)->alerts.begin()->second.state, AlertState::kPending);
+  // As a follower it takes every committed state, in log order.
+  ASSERT_OK(n.manager->ApplyCommittedState(commits[1]));
+  EXPECT_EQ(n.manager->state(kKey, 1)->alerts.begin()->second.state, AlertState::kFiring);
+}
+
+TEST(RuleManagerTest, NewLeaderStartsFromTheCommittedState) {
+  FakeClock clock(kStart);
+  Node n(&clock);
+  n.querier.Set("sum by (job) (up)", {});
+  n.querier.Set("up == 0", {S(Labels{{"instance", "h1"}}, 0)});
+  n.manager->ResumeAsLeader();
+  RunUntil(&clock, n, clock.Now() + absl::Minutes(1));  // Nothing gets committed.
+  ASSERT_THAT(n.manager->state(kKey, 1)->alerts, SizeIs(1));
+  n.manager->StepDown();
+  EXPECT_THAT(n.manager->state(kKey, 1)->alerts, IsEmpty());
+  n.manager->ResumeAsLeader();
+  EXPECT_THAT(n.manager->state(kKey, 1)->alerts, IsEmpty());
 }
 
 TEST(RuleManagerTest, ApplyCommittedStateErrors) {
