@@ -180,7 +180,7 @@ TEST_F(ControlPlaneTest, ElectsLeaderAndFormsShardMap) {
   EXPECT_EQ(status["leader"], leader);
   EXPECT_EQ(status["bootstrapped"], true);
   ASSERT_EQ(status["members"].size(), 3u);
-  for (const auto& m : status["members"]) EXPECT_EQ(m["state"], "ACTIVE");
+  for (const auto& m : status["members"]) EXPECT_EQ(m["state"], "active");
   EXPECT_EQ(status["voters"], nlohmann::json({1, 2, 3}));
 
   nlohmann::json debug = cp(leader)->DebugRaftJson();

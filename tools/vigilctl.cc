@@ -6,6 +6,8 @@
 //   vigilctl --addr=HOST:PORT query 'rate(x[5m])' [--time=now]
 //   vigilctl --addr=HOST:PORT query_range 'x' --start=now-1h --end=now --step=15s
 //   vigilctl --addr=HOST:PORT status
+//   vigilctl --addr=HOST:PORT cluster status|add-node ID=GRPC_ADDR[,http=HTTP_ADDR]|
+//                                     remove-node ID|transfer-leader [ID]
 //
 // --format=json prints select/query results and status as one JSON object.
 // Exits 0 on success; 1 on any failure (bad arguments or input, a request the
@@ -35,6 +37,7 @@
 #include "proto/vigil/v1/vigil.grpc.pb.h"
 #include "tools/encode.h"
 #include "tools/text_format.h"
+#include "tools/vigilctl_cluster.h"
 #include "tools/workload.h"
 
 ABSL_FLAG(std::string, addr, "", "gRPC address of a vigild node, HOST:PORT");
@@ -358,6 +361,9 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
     return absl::InvalidArgumentError(
         absl::StrCat(command, " takes ", n, " argument(s), got ", args.size()));
   };
+  if (command == "cluster") {
+    return RunClusterCommand(addr, absl::GetFlag(FLAGS_timeout), Json(), args);
+  }
   Ctl ctl(addr);
   if (command == "write") {
     RETURN_IF_ERROR(want_args(0));
@@ -389,7 +395,7 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "vigilctl --addr=HOST:PORT <write|select SELECTOR|query EXPR|query_range EXPR|status>");
+      "vigilctl --addr=HOST:PORT <write|select SELECTOR|query EXPR|query_range EXPR|status|cluster ...>");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() < 2) {
     std::cerr << "usage: " << absl::ProgramUsageMessage() << "\n";
