@@ -74,7 +74,9 @@ struct ControlPlaneOptions {
   bool join = false;
   // The Raft log lives in <data_dir>/raft.
   std::string data_dir;
-  absl::Duration tick = absl::Milliseconds(100);
+  // Election timeouts are drawn from [election_ticks, 2 * election_ticks) ticks:
+  // 0.5-1 s, so a dead leader is replaced in about a second.
+  absl::Duration tick = absl::Milliseconds(50);
   int election_ticks = 10;
   int heartbeat_ticks = 1;
   uint32_t replication_factor = 3;
