@@ -22,6 +22,9 @@ namespace vigil::cluster {
 
 namespace {
 
+// Metadata on calls one node forwards to the leader.
+constexpr char kForwardedKey[] = "vigil-forwarded";
+
 // Pause between attempts while leadership is unsettled.
 constexpr absl::Duration kRetryPause = absl::Milliseconds(20);
 
@@ -67,7 +70,9 @@ absl::StatusOr<std::map<NodeId, PeerAddress>> ParsePeers(absl::string_view flag)
   return peers;
 }
 
-// ClusterAdmin: the leader-only variants, so a forwarded call never bounces on.
+// ClusterAdmin. A call from a client (vigilctl) goes through the public,
+// forwarding methods; a call another node forwarded (kForwardedKey metadata)
+// runs the leader-only variant, so it never bounces on.
 class ControlPlane::AdminService final : public vigil::v1::ClusterAdmin::Service {
  public:
   explicit AdminService(ControlPlane* cp) : cp_(cp) {}
@@ -78,20 +83,24 @@ class ControlPlane::AdminService final : public vigil::v1::ClusterAdmin::Service
     resp->set_json(cp_->StatusJson().dump());
     return grpc::Status::OK;
   }
-  grpc::Status AddNode(grpc::ServerContext*, const vigil::v1::AddNodeRequest* req,
+  grpc::Status AddNode(grpc::ServerContext* ctx, const vigil::v1::AddNodeRequest* req,
                        vigil::v1::AddNodeResponse*) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
-    return ToGrpc(cp_->AddNodeLocal(req->id(), {req->grpc_address(), req->http_address()}));
+    PeerAddress addr{req->grpc_address(), req->http_address()};
+    return ToGrpc(Forwarded(ctx) ? cp_->AddNodeLocal(req->id(), addr)
+                                 : cp_->AddNode(req->id(), addr));
   }
-  grpc::Status RemoveNode(grpc::ServerContext*, const vigil::v1::RemoveNodeRequest* req,
+  grpc::Status RemoveNode(grpc::ServerContext* ctx, const vigil::v1::RemoveNodeRequest* req,
                           vigil::v1::RemoveNodeResponse*) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
-    return ToGrpc(cp_->RemoveNodeLocal(req->id(), false));
+    return ToGrpc(Forwarded(ctx) ? cp_->RemoveNodeLocal(req->id(), false)
+                                 : cp_->RemoveNode(req->id(), false));
   }
-  grpc::Status TransferLeader(grpc::ServerContext*, const vigil::v1::TransferLeaderRequest* req,
+  grpc::Status TransferLeader(grpc::ServerContext* ctx, const vigil::v1::TransferLeaderRequest* req,
                               vigil::v1::TransferLeaderResponse* resp) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
-    absl::StatusOr<NodeId> leader = cp_->TransferLeaderLocal(req->target());
+    absl::StatusOr<NodeId> leader = Forwarded(ctx) ? cp_->TransferLeaderLocal(req->target())
+                                                   : cp_->TransferLeader(req->target());
     if (!leader.ok()) return ToGrpc(leader.status());
     resp->set_leader(*leader);
     return grpc::Status::OK;
@@ -108,6 +117,10 @@ class ControlPlane::AdminService final : public vigil::v1::ClusterAdmin::Service
   }
 
  private:
+  static bool Forwarded(grpc::ServerContext* ctx) {
+    return ctx->client_metadata().count(kForwardedKey) > 0;
+  }
+
   ControlPlane* const cp_;
 };
 
@@ -229,6 +242,7 @@ absl::Status ControlPlane::OnLeader(const LocalFn& local, const RemoteFn& remote
     } else {
       grpc::ClientContext ctx;
       ctx.set_deadline(absl::ToChronoTime(deadline));
+      ctx.AddMetadata(kForwardedKey, "1");
       last = FromGrpc(remote(stub, &ctx));
     }
     if (!Unsettled(last)) return last;

@@ -275,6 +275,42 @@ TEST_F(ControlPlaneTest, HttpRoutesOnAFollower) {
   serve.join();
 }
 
+TEST_F(ControlPlaneTest, ClusterAdminGrpcOnAFollower) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  NodeId follower = leader == 1 ? 2 : 1;
+  auto stub = vigil::v1::ClusterAdmin::NewStub(
+      grpc::CreateChannel(peers_[follower].grpc_address, grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    vigil::v1::ClusterStatusResponse resp;
+    ASSERT_TRUE(stub->Status(&ctx, {}, &resp).ok());
+    nlohmann::json st = nlohmann::json::parse(resp.json());
+    EXPECT_EQ(st["node_id"], follower);
+    EXPECT_EQ(st["leader"], leader);
+  }
+  {
+    // A call marked as forwarded by another node runs only on the leader.
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("vigil-forwarded", "1");
+    vigil::v1::TransferLeaderResponse resp;
+    grpc::Status s = stub->TransferLeader(&ctx, {}, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr(absl::StrCat("leader=", leader)));
+  }
+  {
+    // A client's call to a follower is forwarded to the leader, which hands over.
+    grpc::ClientContext ctx;
+    vigil::v1::TransferLeaderRequest req;
+    req.set_target(follower);
+    vigil::v1::TransferLeaderResponse resp;
+    grpc::Status s = stub->TransferLeader(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(resp.leader(), follower);
+  }
+  ASSERT_TRUE(Eventually([&] { return AgreedLeader() == follower; }));
+}
+
 TEST_F(ControlPlaneTest, LeaderFailoverAndRestartRecovers) {
   NodeId leader = WaitForLeader();
   ASSERT_NE(leader, 0u);
