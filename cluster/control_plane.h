@@ -110,8 +110,9 @@ class ControlPlane {
   // be shut down.
   ~ControlPlane();
 
-  // Registers the Raft transport and ClusterAdmin services on `builder` (and
-  // raises its max receive size to 256 MiB for snapshots). Call once, before Start().
+  // Registers the Raft transport and ClusterAdmin services on `builder`, whose
+  // max receive size bounds the Raft snapshots this node accepts (the control
+  // state is small: members, shards, registers, sessions). Call once, before Start().
   void RegisterServices(grpc::ServerBuilder* builder);
 
   // Opens the log (kDataLoss if corrupt), recovers the state and starts Raft and

@@ -186,7 +186,6 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
 
 std::unique_ptr<GrpcTransport> GrpcTransport::CreateOn(grpc::ServerBuilder* builder) {
   std::unique_ptr<GrpcTransport> t(new GrpcTransport());
-  builder->SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder->RegisterService(t->service_.get());
   return t;
 }

@@ -38,7 +38,8 @@ class GrpcTransport final : public Transport {
   static absl::StatusOr<std::unique_ptr<GrpcTransport>> Create(const std::string& listen_address);
   // Registers the inbound service on the caller's `builder` instead, so one gRPC port serves Raft
   // and everything else. The caller builds and starts the server, and must shut it down before
-  // destroying the transport; port() is 0.
+  // destroying the transport; port() is 0. The builder's max receive size (gRPC's default 4 MiB
+  // unless the caller raises it) then bounds the largest snapshot this node can receive.
   static std::unique_ptr<GrpcTransport> CreateOn(grpc::ServerBuilder* builder);
   GrpcTransport(const GrpcTransport&) = delete;
   GrpcTransport& operator=(const GrpcTransport&) = delete;
