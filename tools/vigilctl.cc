@@ -38,6 +38,7 @@
 #include "tools/encode.h"
 #include "tools/text_format.h"
 #include "tools/vigilctl_cluster.h"
+#include "tools/vigilctl_rules.h"
 #include "tools/workload.h"
 
 ABSL_FLAG(std::string, addr, "", "gRPC address of a vigild node, HOST:PORT");
@@ -395,13 +396,16 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "vigilctl --addr=HOST:PORT <write|select SELECTOR|query EXPR|query_range EXPR|status|cluster ...>");
+      "vigilctl --addr=HOST:PORT <write|select SELECTOR|query EXPR|query_range EXPR|status|cluster ...|rules check FILE...>");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() < 2) {
     std::cerr << "usage: " << absl::ProgramUsageMessage() << "\n";
     return vigil::tools::kExitUsage;
   }
   std::vector<std::string> args(positional.begin() + 2, positional.end());
+  if (std::string(positional[1]) == "rules") {  // Offline; needs no --addr.
+    return vigil::tools::RunRulesCommand(args, std::cout, std::cerr);
+  }
   absl::Status s = vigil::tools::Run(positional[1], args);
   if (!s.ok()) {
     std::cerr << "vigilctl: " << s.message() << "\n";
