@@ -146,6 +146,11 @@ absl::StatusOr<std::shared_ptr<const ShardMap>> DataPlane::Map() const {
   if (map == nullptr || map->num_shards() == 0) {
     return absl::UnavailableError("the cluster has no shard map yet");
   }
+  for (const ShardPlacement& p : map->shards) {
+    if (p.replicas.empty()) {
+      return absl::UnavailableError("the cluster is not bootstrapped yet (shards without replicas)");
+    }
+  }
   if (map->num_shards() != opts_.num_shards) {
     return absl::FailedPreconditionError(
         absl::StrCat("the shard map has ", map->num_shards(), " shards but storage has ",

@@ -12,40 +12,47 @@
 #include "glog/logging.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "cluster/control_http.h"
 #include "httplib.h"
+#include "ui/ui.h"
 
 namespace vigil::server {
 
 // The TSDB as a SeriesSource, answering kUnavailable until storage has recovered.
 class Node::ReadySource final : public query::SeriesSource {
  public:
-  explicit ReadySource(std::atomic<storage::TSDB*>* tsdb) : tsdb_(tsdb) {}
+  // In cluster mode `cluster` is set (before `tsdb`) and reads fan out through it.
+  ReadySource(std::atomic<storage::TSDB*>* tsdb, std::atomic<query::SeriesSource*>* cluster)
+      : tsdb_(tsdb), cluster_(cluster) {}
 
   absl::StatusOr<query::SelectResult> Select(const query::SelectHints& hints,
                                              const std::vector<LabelMatcher>& m) override {
-    ASSIGN_OR_RETURN(storage::TSDB * db, Get());
+    ASSIGN_OR_RETURN(query::SeriesSource * db, Get());
     return db->Select(hints, m);
   }
   absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>& m,
                                                       int64_t mint, int64_t maxt) override {
-    ASSIGN_OR_RETURN(storage::TSDB * db, Get());
+    ASSIGN_OR_RETURN(query::SeriesSource * db, Get());
     return db->LabelNames(m, mint, maxt);
   }
   absl::StatusOr<std::vector<std::string>> LabelValues(absl::string_view name,
                                                        const std::vector<LabelMatcher>& m,
                                                        int64_t mint, int64_t maxt) override {
-    ASSIGN_OR_RETURN(storage::TSDB * db, Get());
+    ASSIGN_OR_RETURN(query::SeriesSource * db, Get());
     return db->LabelValues(name, m, mint, maxt);
   }
 
-  absl::StatusOr<storage::TSDB*> Get() const {
+  absl::StatusOr<query::SeriesSource*> Get() const {
     storage::TSDB* db = tsdb_->load();
     if (db == nullptr) return absl::UnavailableError("storage is still recovering");
+    query::SeriesSource* cluster = cluster_->load();
+    if (cluster != nullptr) return cluster;
     return db;
   }
 
  private:
   std::atomic<storage::TSDB*>* const tsdb_;
+  std::atomic<query::SeriesSource*>* const cluster_;
 };
 
 absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view addr) {
@@ -73,7 +80,7 @@ int64_t ProcessRssBytes() {
 
 Node::Node(const NodeOptions& opts)
     : opts_(opts), start_time_(opts.storage.clock->Now()), engine_(opts.engine) {
-  source_ = std::make_unique<ReadySource>(&tsdb_);
+  source_ = std::make_unique<ReadySource>(&tsdb_, &cluster_source_ptr_);
   appended_ = metrics_.GetCounter("vigil_samples_appended_total", "Samples newly stored.");
   duplicates_ = metrics_.GetCounter("vigil_samples_duplicate_total",
                                     "Samples that repeated a stored sample (accepted).");
@@ -103,6 +110,13 @@ absl::StatusOr<storage::AppendResult> Node::Append(
     const std::vector<storage::SeriesAppend>& batch) {
   storage::TSDB* db = tsdb_.load();
   if (db == nullptr) return absl::UnavailableError("storage is still recovering");
+  // Set before tsdb_, constant after: in a cluster every write is replicated.
+  if (data_plane_ != nullptr) return data_plane_->Write(batch);
+  return AppendLocal(db, batch);
+}
+
+absl::StatusOr<storage::AppendResult> Node::AppendLocal(
+    storage::TSDB* db, const std::vector<storage::SeriesAppend>& batch) {
   ASSIGN_OR_RETURN(storage::AppendResult r, db->Append(batch));
   appended_->Inc(static_cast<double>(r.appended));
   duplicates_->Inc(static_cast<double>(r.duplicates));
@@ -131,6 +145,11 @@ absl::Status Node::StartHttp() {
   const int threads = opts_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_api_->Register(http_.get());
+  ui::RegisterUiRoutes(http_.get());
+  if (!opts_.cluster.peers.empty() && !opts_.cluster.static_map) {
+    RETURN_IF_ERROR(CreateControlPlane());
+    cluster::RegisterControlRoutes(http_.get(), control_plane_.get());
+  }
   const auto& [host, port] = host_port;
   if (port == 0) {
     http_port_ = http_->bind_to_any_port(host);
@@ -152,6 +171,7 @@ absl::Status Node::OpenStorage() {
   const absl::Time start = RealClock::Get()->Now();
   ASSIGN_OR_RETURN(storage_owner_, storage::TSDB::Open(opts_.storage));
   recovery_time_ = RealClock::Get()->Now() - start;
+  if (!opts_.cluster.peers.empty()) RETURN_IF_ERROR(StartDataPlane());
   tsdb_.store(storage_owner_.get());
   LOG(INFO) << "storage in " << opts_.storage.dir << " recovered in "
             << absl::ToInt64Milliseconds(recovery_time_) << " ms";
@@ -183,10 +203,86 @@ absl::Status Node::StartGrpc() {
   builder.RegisterService(ingest_service_.get());
   builder.RegisterService(query_service_.get());
   builder.RegisterService(admin_service_.get());
+  if (data_plane_ != nullptr) {
+    storage::TSDB* db = storage_owner_.get();
+    replica_service_ = std::make_unique<cluster::ReplicaService>(
+        [this, db](const std::vector<storage::SeriesAppend>& b) { return AppendLocal(db, b); },
+        db, opts_.storage.num_shards);
+    builder.RegisterService(replica_service_.get());
+  }
+  if (control_plane_ != nullptr) control_plane_->RegisterServices(&builder);
   grpc_ = builder.BuildAndStart();
   if (grpc_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on gRPC address ", opts_.grpc_addr));
   }
+  if (control_plane_ != nullptr) RETURN_IF_ERROR(control_plane_->Start());
+  return absl::OkStatus();
+}
+
+absl::Status Node::CreateControlPlane() {
+  const ClusterNodeOptions& c = opts_.cluster;
+  cluster::ControlPlaneOptions o;
+  o.node_id = static_cast<cluster::NodeId>(opts_.node_id);
+  o.peers = c.peers;
+  o.data_dir = opts_.storage.dir + "/control";
+  o.replication_factor = c.replication_factor;
+  o.num_shards = opts_.storage.num_shards;
+  o.metrics = &metrics_;
+  ASSIGN_OR_RETURN(control_plane_, cluster::ControlPlane::Create(std::move(o)));
+  return absl::OkStatus();
+}
+
+absl::Status Node::StartDataPlane() {
+  const ClusterNodeOptions& c = opts_.cluster;
+  const cluster::NodeId self = static_cast<cluster::NodeId>(opts_.node_id);
+  if (c.peers.find(self) == c.peers.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--peers does not list this node's id ", opts_.node_id));
+  }
+  std::function<std::shared_ptr<const cluster::ShardMap>()> current_map;
+  if (c.static_map) {
+    cluster::ClusterOptions co;
+    co.num_shards = opts_.storage.num_shards;
+    cluster::ClusterState state(co);
+    cluster::v1::Command cmd;
+    for (const auto& [id, addr] : c.peers) {
+      cluster::v1::Member* m = cmd.mutable_bootstrap()->add_members();
+      m->set_id(id);
+      m->set_grpc_address(addr.grpc_address);
+      m->set_http_address(addr.http_address);
+    }
+    cmd.mutable_bootstrap()->set_replication_factor(c.replication_factor);
+    const cluster::v1::CommandResult r = state.Apply(1, cluster::EncodeCommand(cmd));
+    if (r.code() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("bad cluster membership: ", r.message()));
+    }
+    current_map = [map = state.shard_map()] { return map; };
+  } else {
+    current_map = [cp = control_plane_.get()] { return cp->shard_map(); };
+  }
+
+  cluster::DataPlaneOptions o;
+  o.self = self;
+  o.num_shards = opts_.storage.num_shards;
+  o.write_timeout = c.write_timeout;
+  o.read_timeout = opts_.http.default_query_timeout;
+  o.partial_response = c.partial_response;
+  o.anti_entropy_interval = c.anti_entropy_interval;
+  storage::TSDB* db = storage_owner_.get();
+  const std::map<cluster::NodeId, cluster::PeerAddress> peers = c.peers;
+  data_plane_ = std::make_unique<cluster::DataPlane>(
+      o, db,
+      [this, db](const std::vector<storage::SeriesAppend>& b) { return AppendLocal(db, b); },
+      std::move(current_map),
+      [peers](cluster::NodeId id) {
+        auto it = peers.find(id);
+        return it == peers.end() ? std::string() : it->second.grpc_address;
+      });
+  cluster_source_ = data_plane_->QuerySource();
+  cluster_source_ptr_.store(cluster_source_.get());
+  LOG(INFO) << "node " << opts_.node_id << " is one of " << c.peers.size()
+            << " cluster members (" << (c.static_map ? "static shard map" : "Raft control plane")
+            << ")";
   return absl::OkStatus();
 }
 
@@ -257,6 +353,12 @@ absl::Status Node::Stop() {
     grpc_->Shutdown(absl::ToChronoTime(RealClock::Get()->Now() + absl::Seconds(10)));
   }
   if (retention_thread_.joinable()) retention_thread_.join();
+  // After gRPC: in-flight API writes still needed it.
+  cluster_source_ptr_.store(nullptr);
+  if (data_plane_ != nullptr) data_plane_->Stop();
+  cluster_source_.reset();
+  data_plane_.reset();
+  control_plane_.reset();  // after the gRPC server its services were on
   absl::Status s;
   if (storage_owner_ != nullptr) {
     s = storage_owner_->Flush();

@@ -10,15 +10,19 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "grpcpp/server.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "cluster/control_plane.h"
+#include "cluster/data_plane.h"
+#include "cluster/replica_service.h"
+#include "grpcpp/server.h"
 #include "query/engine.h"
 #include "server/grpc_services.h"
 #include "server/http_api.h"
@@ -30,6 +34,19 @@ class Server;
 }
 
 namespace vigil::server {
+
+// The node's cluster: empty `peers` runs a single node exactly as before.
+struct ClusterNodeOptions {
+  // Every member, this node included (cluster::ParsePeers of --peers).
+  std::map<cluster::NodeId, cluster::PeerAddress> peers;
+  // True: the shard map is computed once from `peers` (no Raft; membership
+  // cannot change). False: the Raft-replicated ControlPlane owns it.
+  bool static_map = false;
+  uint32_t replication_factor = 3;  // capped at the number of peers
+  bool partial_response = false;    // queries return what they can, with warnings
+  absl::Duration write_timeout = absl::Seconds(5);
+  absl::Duration anti_entropy_interval = absl::Seconds(30);
+};
 
 struct NodeOptions {
   int64_t node_id = 1;
@@ -43,6 +60,7 @@ struct NodeOptions {
   absl::Duration retention_interval = absl::Minutes(5);
   int http_threads = 8;
   std::string version = "0.1.0";
+  ClusterNodeOptions cluster;
 };
 
 class Node {
@@ -64,6 +82,8 @@ class Node {
   int http_port() const { return http_port_; }
   int grpc_port() const { return grpc_port_; }
   storage::TSDB* tsdb() { return tsdb_.load(); }
+  // Null on a single node.
+  cluster::DataPlane* data_plane() { return data_plane_.get(); }
   metrics::Registry* metrics() { return &metrics_; }
   // How long opening storage took.
   absl::Duration recovery_time() const { return recovery_time_; }
@@ -77,8 +97,16 @@ class Node {
   absl::Status StartHttp();
   absl::Status OpenStorage();
   absl::Status StartGrpc();
+  // Cluster mode: creates the ControlPlane (before the HTTP routes are registered).
+  absl::Status CreateControlPlane();
+  // Cluster mode: the static shard map or the ControlPlane's, and the DataPlane
+  // over the open storage.
+  absl::Status StartDataPlane();
   void RegisterMetrics();
   absl::StatusOr<storage::AppendResult> Append(const std::vector<storage::SeriesAppend>& batch);
+  // This node's storage only, with the counters.
+  absl::StatusOr<storage::AppendResult> AppendLocal(storage::TSDB* db,
+                                                    const std::vector<storage::SeriesAppend>& b);
   void RetentionLoop();
 
   // Constant after construction.
@@ -93,6 +121,14 @@ class Node {
   std::unique_ptr<IngestService> ingest_service_;
   std::unique_ptr<QueryService> query_service_;
   std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<cluster::ReplicaService> replica_service_;
+  // Cluster mode only: the shard map (static, from opts.cluster.peers), the data
+  // plane, and its fanned-out source. Set before tsdb_.
+  std::shared_ptr<const cluster::ShardMap> shard_map_;
+  std::unique_ptr<cluster::ControlPlane> control_plane_;  // unless static_map
+  std::unique_ptr<cluster::DataPlane> data_plane_;
+  std::unique_ptr<query::SeriesSource> cluster_source_;
+  std::atomic<query::SeriesSource*> cluster_source_ptr_{nullptr};
   std::thread http_thread_;
   std::thread retention_thread_;
   int http_port_ = 0;

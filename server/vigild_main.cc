@@ -30,6 +30,18 @@ DEFINE_string(query_timeout, "2m", "Default PromQL query timeout.");
 DEFINE_int64(query_max_samples, 50'000'000, "Most samples a query may hold in memory.");
 DEFINE_uint32(num_shards, 64, "Shards series hash onto; fixed for the life of the data.");
 DEFINE_int32(http_threads, 8, "HTTP worker threads.");
+DEFINE_string(peers, "",
+              "Cluster members as ID=GRPC_HOST:PORT[/HTTP_HOST:PORT],... including this node "
+              "(--node_id); empty runs a single node.");
+DEFINE_bool(static_cluster, false,
+            "With --peers: place shards once from --peers without the Raft control plane "
+            "(membership cannot change).");
+DEFINE_uint32(replication_factor, 3, "Replicas per shard in a cluster (capped at the members).");
+DEFINE_bool(partial_response, false,
+            "Cluster queries return what reachable replicas have, with a warning, instead of "
+            "failing when a shard has no read quorum.");
+DEFINE_string(write_timeout, "5s", "Cluster: how long a write waits for its replicas' quorum.");
+DEFINE_string(anti_entropy_interval, "30s", "Cluster: how often replicas are compared.");
 
 namespace vigil::server {
 namespace {
@@ -67,6 +79,21 @@ int Main() {
   opts.engine.timeout = opts.http.default_query_timeout;
   opts.engine.max_samples = FLAGS_query_max_samples;
   opts.http_threads = FLAGS_http_threads;
+  if (!FLAGS_peers.empty()) {
+    absl::StatusOr<std::map<cluster::NodeId, cluster::PeerAddress>> peers =
+        cluster::ParsePeers(FLAGS_peers);
+    if (!peers.ok()) {
+      LOG(ERROR) << "--peers: " << peers.status().message();
+      return 2;
+    }
+    opts.cluster.peers = *std::move(peers);
+    opts.cluster.static_map = FLAGS_static_cluster;
+    opts.cluster.replication_factor = FLAGS_replication_factor;
+    opts.cluster.partial_response = FLAGS_partial_response;
+    opts.cluster.write_timeout = DurationFlag("write_timeout", FLAGS_write_timeout);
+    opts.cluster.anti_entropy_interval =
+        DurationFlag("anti_entropy_interval", FLAGS_anti_entropy_interval);
+  }
 
   // Block the stop signals in every thread (the servers' threads inherit this
   // mask) and take them synchronously here.
