@@ -1,0 +1,287 @@
+// alerting/service.cc
+#include "alerting/service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "alerting/api.h"
+#include "alerting/promql.h"
+#include "glog/logging.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "server/metrics.h"
+
+namespace vigil::alerting {
+namespace {
+
+RuleManagerOptions ManagerOptions(const AlertingServiceOptions& o) {
+  RuleManagerOptions m;
+  m.default_interval = o.evaluation_interval;
+  m.resend_delay = o.resend_delay;
+  m.external_labels = o.external_labels;
+  m.external_url = o.external_url;
+  return m;
+}
+
+NotifierOptions NotifierOpts(const AlertingServiceOptions& o) {
+  NotifierOptions n;
+  n.alertmanager_urls = o.alertmanager_urls;
+  n.external_labels = o.external_labels;
+  n.external_url = o.external_url;
+  return n;
+}
+
+AlertmanagerClient* ClientOr(AlertmanagerClient* given,
+                             std::unique_ptr<AlertmanagerClient>* own) {
+  if (given != nullptr) return given;
+  *own = std::make_unique<HttpAlertmanagerClient>();
+  return own->get();
+}
+
+std::string Envelope(const std::string& data_json) {
+  return absl::StrCat("{\"status\":\"success\",\"data\":", data_json, "}");
+}
+
+std::string ErrorEnvelope(const absl::Status& s) {
+  nlohmann::json j = {{"status", "error"},
+                      {"errorType", s.code() == absl::StatusCode::kInvalidArgument ? "bad_data"
+                                                                                    : "internal"},
+                      {"error", std::string(s.message())}};
+  return j.dump();
+}
+
+}  // namespace
+
+AlertingService::AlertingService(AlertingServiceOptions opts, const Clock* clock,
+                                 RuleQuerier* querier, SampleAppender* appender,
+                                 Replicator* replicator, AlertmanagerClient* am_client)
+    : opts_(std::move(opts)),
+      clock_(clock),
+      replicator_(replicator),
+      notifier_(clock, ClientOr(am_client, &own_client_), NotifierOpts(opts_)),
+      manager_(clock, querier, appender, &notifier_, ManagerOptions(opts_)) {}
+
+AlertingService::~AlertingService() { Stop(); }
+
+absl::Status AlertingService::OnCommitted(absl::string_view bytes) {
+  if (bytes.empty()) return absl::InvalidArgumentError("empty alerting payload");
+  const char tag = bytes[0];
+  bytes.remove_prefix(1);
+  absl::MutexLock l(&mu_);
+  if (tag == kRuleSetPayload) {
+    absl::StatusOr<RuleSet> set = DeserializeRuleSet(bytes);
+    if (!set.ok()) return set.status();
+    rules_ = *set;
+    manager_.SetRules(*std::move(set));
+    return absl::OkStatus();
+  }
+  if (tag == kAlertStatePayload) {
+    absl::Status s = manager_.ApplyCommittedState(bytes);
+    // A state for a rule that a later rule set removed is expected; not an error.
+    if (absl::IsNotFound(s)) return absl::OkStatus();
+    return s;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown alerting payload tag ", int{tag}));
+}
+
+void AlertingService::OnLeadershipChange(bool leader) {
+  absl::MutexLock l(&mu_);
+  if (leader == manager_.leading()) return;
+  if (leader) {
+    manager_.ResumeAsLeader();
+  } else {
+    manager_.StepDown();
+  }
+}
+
+bool AlertingService::leading() {
+  absl::MutexLock l(&mu_);
+  return manager_.leading();
+}
+
+void AlertingService::ProposeRuleSet(const RuleSet& set,
+                                     std::function<void(absl::Status)> done) {
+  replicator_->Propose(std::string(1, kRuleSetPayload) + SerializeRuleSet(set), std::move(done));
+}
+
+absl::Status AlertingService::ApplyRuleContents(
+    const std::vector<std::pair<std::string, std::string>>& files_and_contents,
+    std::function<void(absl::Status)> done) {
+  absl::StatusOr<RuleSet> set = ParseRuleFiles(files_and_contents, PromQLExprValidator());
+  if (!set.ok()) return set.status();
+  ProposeRuleSet(*set, std::move(done));
+  return absl::OkStatus();
+}
+
+absl::Status AlertingService::ApplyRuleFiles(const std::vector<std::string>& paths) {
+  absl::StatusOr<RuleSet> set = LoadRuleFiles(paths, PromQLExprValidator());
+  if (!set.ok()) return set.status();
+  ProposeRuleSet(*set, [](absl::Status s) {
+    if (!s.ok()) LOG(WARNING) << "rule set not committed: " << s;
+  });
+  return absl::OkStatus();
+}
+
+absl::Time AlertingService::Tick() {
+  std::vector<GroupRunResult> results;
+  absl::Time next;
+  bool pump;
+  {
+    absl::MutexLock l(&mu_);
+    if (manager_.leading()) results = manager_.RunDue();
+    next = manager_.leading() ? manager_.scheduler_view().NextDue() : absl::InfiniteFuture();
+    pump = !started_;
+  }
+  // Outside the lock: a Replicator may apply (OnCommitted) before returning.
+  for (GroupRunResult& r : results) {
+    for (StateCommit& c : r.commits) {
+      replicator_->Propose(std::string(1, kAlertStatePayload) + c.bytes, [](absl::Status s) {
+        if (!s.ok()) VLOG(1) << "alert state not committed: " << s;
+      });
+    }
+  }
+  if (pump && notifier_.NextPump() <= clock_->Now()) notifier_.Pump();
+  return next;
+}
+
+absl::Status AlertingService::Start() {
+  {
+    absl::MutexLock l(&mu_);
+    if (started_) return absl::OkStatus();
+    started_ = true;
+    stop_ = false;
+  }
+  if (!opts_.rule_files.empty()) {
+    absl::StatusOr<RuleSet> set = LoadRuleFiles(opts_.rule_files, PromQLExprValidator());
+    if (!set.ok()) return set.status();
+    // Proposed once on the node that is the leader at startup; the committed
+    // set then reaches every node. Followers keep the set in the log.
+    if (replicator_->IsLeader()) {
+      ProposeRuleSet(*set, [](absl::Status s) {
+        if (!s.ok()) LOG(WARNING) << "--rule_files not committed: " << s;
+      });
+    }
+  }
+  notifier_runner_ = std::make_unique<NotifierRunner>(&notifier_);
+  thread_ = std::thread([this] { RunLoop(); });
+  return absl::OkStatus();
+}
+
+void AlertingService::RunLoop() {
+  for (;;) {
+    const bool leader = replicator_->IsLeader();
+    OnLeadershipChange(leader);
+    const absl::Time next = Tick();
+    notifier_runner_->Kick();
+    // Real time here: this is the production loop; tests call Tick() instead.
+    const absl::Duration wait =
+        std::min(absl::Milliseconds(200), std::max(absl::ZeroDuration(), next - clock_->Now()));
+    absl::MutexLock l(&mu_);
+    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), wait)) return;
+  }
+}
+
+void AlertingService::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    if (!started_ || stop_) return;
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  notifier_runner_.reset();
+}
+
+std::string AlertingService::RulesJSON(absl::string_view type) {
+  absl::MutexLock l(&mu_);
+  return RulesAPIData(manager_, type).dump();
+}
+
+std::string AlertingService::AlertsJSON() {
+  absl::MutexLock l(&mu_);
+  return AlertsAPIData(manager_).dump();
+}
+
+void AlertingService::RegisterRoutes(httplib::Server* server) {
+  server->Get("/api/v1/rules", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string type = req.has_param("type") ? req.get_param_value("type") : "";
+    res.set_content(Envelope(RulesJSON(type)), "application/json");
+  });
+  server->Get("/api/v1/alerts", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Envelope(AlertsJSON()), "application/json");
+  });
+  server->Post("/api/v1/admin/rules", [this](const httplib::Request& req,
+                                             httplib::Response& res) {
+    struct Wait {
+      absl::Notification done;
+      absl::Status status;
+    };
+    auto wait = std::make_shared<Wait>();
+    absl::Status s = ApplyRuleContents({{"api", req.body}}, [wait](absl::Status st) {
+      wait->status = std::move(st);
+      wait->done.Notify();
+    });
+    if (s.ok() && !wait->done.WaitForNotificationWithTimeout(opts_.commit_timeout)) {
+      s = absl::DeadlineExceededError("rule set not committed in time");
+    } else if (s.ok()) {
+      s = wait->status;
+    }
+    if (!s.ok()) {
+      res.status = absl::IsInvalidArgument(s) ? 400 : 503;
+      res.set_content(ErrorEnvelope(s), "application/json");
+      return;
+    }
+    res.set_content(Envelope("null"), "application/json");
+  });
+}
+
+void AlertingService::ExportMetrics(metrics::Registry* registry) {
+  registry->AddCollectHook([this, registry] {
+    {
+      absl::MutexLock l(&mu_);
+      for (const RuleGroup& g : rules_.groups) {
+        const GroupMetrics* m = manager_.scheduler_view().metrics(g.Key());
+        if (m == nullptr) continue;
+        const metrics::LabelPairs labels = {{"rule_group", g.Key()}};
+        registry
+            ->GetGauge("vigil_rule_group_iterations_missed_total",
+                       "Rule group evaluations missed due to slow evaluation.", labels)
+            ->Set(static_cast<double>(m->iterations_missed));
+        registry
+            ->GetGauge("vigil_rule_group_iterations_total",
+                       "Scheduled rule group evaluations, missed or not.", labels)
+            ->Set(static_cast<double>(m->iterations_total));
+        registry
+            ->GetGauge("vigil_rule_group_evaluation_failures_total",
+                       "Rule group evaluations that failed.", labels)
+            ->Set(static_cast<double>(m->evaluation_failures));
+        registry
+            ->GetGauge("vigil_rule_group_last_duration_seconds",
+                       "Duration of the last rule group evaluation.", labels)
+            ->Set(absl::ToDoubleSeconds(m->last_duration));
+      }
+    }
+    const NotifierMetrics n = notifier_.metrics();
+    for (const auto& [url, v] : n.sent) {
+      registry
+          ->GetGauge("vigil_notifications_sent_total", "Alerts sent to Alertmanager.",
+                     {{"alertmanager", url}})
+          ->Set(static_cast<double>(v));
+    }
+    for (const auto& [url, v] : n.errors) {
+      registry
+          ->GetGauge("vigil_notifications_errors_total", "Alerts given up for an Alertmanager.",
+                     {{"alertmanager", url}})
+          ->Set(static_cast<double>(v));
+    }
+    registry
+        ->GetGauge("vigil_notifications_dropped_total",
+                   "Alerts dropped because the notification queue was full.")
+        ->Set(static_cast<double>(n.dropped));
+    registry->GetGauge("vigil_notifications_queue_length", "Alerts waiting in the queue.")
+        ->Set(static_cast<double>(n.queue_length));
+  });
+}
+
+}  // namespace vigil::alerting

@@ -1,0 +1,138 @@
+// alerting/service.h
+//
+// AlertingService: everything vigild needs for rules and alerts behind narrow
+// injected interfaces. Rule sets and alert state are committed through a
+// Replicator (the control plane's Raft log); every node applies the committed
+// payloads with OnCommitted, in log order. Only the leader evaluates rules,
+// proposes state records and notifies Alertmanagers; a follower keeps the
+// committed state so that a new leader continues each alert where it was
+// (a pending alert fires at activeAt + for, not later).
+//
+// Payloads (what Propose gets and OnCommitted takes): one tag byte, then
+//   'R' + SerializeRuleSet(...)          the rules in force
+//   'S' + RuleStateProto bytes           one alerting rule's committed state
+// Anything else is kInvalidArgument from OnCommitted (and ignored by the caller).
+//
+// Tick() is the deterministic core (tests drive it with a FakeClock); Start()
+// owns a thread that ticks, and a NotifierRunner. Thread-safe.
+#ifndef VIGIL_ALERTING_SERVICE_H_
+#define VIGIL_ALERTING_SERVICE_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "alerting/manager.h"
+#include "alerting/notifier.h"
+#include "alerting/rules.h"
+#include "common/clock.h"
+
+namespace httplib {
+class Server;
+}  // namespace httplib
+namespace vigil::metrics {
+class Registry;
+}  // namespace vigil::metrics
+
+namespace vigil::alerting {
+
+// Commits payloads through the control plane.
+class Replicator {
+ public:
+  virtual ~Replicator() = default;
+  virtual bool IsLeader() = 0;
+  // Appends `bytes` to the replicated log; `done` runs once with the outcome
+  // (OK once committed, after OnCommitted ran on this node if it is a member).
+  virtual void Propose(std::string bytes, std::function<void(absl::Status)> done) = 0;
+};
+
+struct AlertingServiceOptions {
+  std::vector<std::string> alertmanager_urls;  // --alertmanager_url, repeated or comma-separated.
+  std::map<std::string, std::string> external_labels;
+  std::string external_url;
+  std::vector<std::string> rule_files;  // --rule_files: proposed by the first leader's Start().
+  absl::Duration evaluation_interval = absl::Minutes(1);
+  absl::Duration resend_delay = absl::Minutes(1);
+  absl::Duration commit_timeout = absl::Seconds(10);  // POST /api/v1/admin/rules waits this long.
+};
+
+// Payload tags.
+inline constexpr char kRuleSetPayload = 'R';
+inline constexpr char kAlertStatePayload = 'S';
+
+class AlertingService {
+ public:
+  // All pointers must outlive the service. `appender` may be null (recording
+  // rules then evaluate without writing). A null `am_client` uses an
+  // HttpAlertmanagerClient.
+  AlertingService(AlertingServiceOptions opts, const Clock* clock, RuleQuerier* querier,
+                  SampleAppender* appender, Replicator* replicator,
+                  AlertmanagerClient* am_client = nullptr);
+  ~AlertingService();  // Stop()s.
+  AlertingService(const AlertingService&) = delete;
+  AlertingService& operator=(const AlertingService&) = delete;
+
+  // The control plane's apply path, in log order, on every node.
+  absl::Status OnCommitted(absl::string_view bytes);
+  // Call when this node gains or loses the control-plane leadership.
+  void OnLeadershipChange(bool leader);
+
+  // Validates the files (all or nothing) and proposes them as the rule set.
+  // kInvalidArgument / kNotFound without proposing; the rules in force stay.
+  absl::Status ApplyRuleFiles(const std::vector<std::string>& paths);
+  // Same for rule-file contents (file name -> YAML).
+  absl::Status ApplyRuleContents(
+      const std::vector<std::pair<std::string, std::string>>& files_and_contents,
+      std::function<void(absl::Status)> done);
+
+  // One step: on the leader, evaluates due groups and proposes their state
+  // records; the notifier is pumped. Returns when the next group is due.
+  absl::Time Tick();
+
+  // Starts the evaluation thread and the notifier runner. If rule files were
+  // given they are loaded now; a bad file is an error here.
+  absl::Status Start();
+  void Stop();  // Idempotent.
+
+  // GET /api/v1/rules, GET /api/v1/alerts, POST /api/v1/admin/rules.
+  void RegisterRoutes(httplib::Server* server);
+  // Adds a collect hook exporting vigil_rule_group_* and vigil_notifications_*.
+  void ExportMetrics(metrics::Registry* registry);
+
+  // The "data" of GET /api/v1/rules and /api/v1/alerts, as JSON text.
+  std::string RulesJSON(absl::string_view type = "");
+  std::string AlertsJSON();
+  NotifierMetrics notifier_metrics() const { return notifier_.metrics(); }
+  bool leading();
+
+ private:
+  void RunLoop();
+  void ProposeRuleSet(const RuleSet& set, std::function<void(absl::Status)> done);
+
+  const AlertingServiceOptions opts_;
+  const Clock* const clock_;
+  Replicator* const replicator_;
+  std::unique_ptr<AlertmanagerClient> own_client_;
+  Notifier notifier_;
+
+  absl::Mutex mu_;
+  RuleManager manager_ ABSL_GUARDED_BY(mu_);
+  RuleSet rules_ ABSL_GUARDED_BY(mu_);  // As last committed.
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::unique_ptr<NotifierRunner> notifier_runner_;
+  std::thread thread_;
+};
+
+}  // namespace vigil::alerting
+
+#endif  // VIGIL_ALERTING_SERVICE_H_
