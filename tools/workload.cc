@@ -20,6 +20,7 @@ enum class Kind {
   kGaugeSmallInt,  // procs running: 0..4
   kClock,          // node_time_seconds: the scrape time
   kConstant,       // up, sizes, boot time
+  kBucket,         // histogram bucket: kCounterInt whose draws are shared per host
 };
 
 struct MetricTemplate {
@@ -76,6 +77,13 @@ std::vector<MetricTemplate> BuildTemplates() {
   t.push_back({"node_boot_time_seconds", {}, Kind::kConstant, 1.7e9});
   t.push_back({"up", {}, Kind::kConstant, 1});
   t.push_back({"scrape_samples_scraped", {}, Kind::kConstant, 1200});
+  // A request-latency histogram (cumulative buckets, ~50 requests/s, latencies
+  // roughly exponential with a 0.15 s mean).
+  const char* les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"};
+  for (const char* le : les) {
+    double cdf = std::string(le) == "+Inf" ? 1.0 : 1.0 - std::exp(-std::stod(le) / 0.15);
+    t.push_back({"node_request_duration_seconds_bucket", {{"le", le}}, Kind::kBucket, 50 * cdf});
+  }
   return t;
 }
 
@@ -111,6 +119,7 @@ double InitialValue(const MetricTemplate& m, uint64_t seed, int64_t i, int64_t s
     case Kind::kGaugeSmallInt: return std::floor(u * (m.scale + 1));
     case Kind::kClock: return static_cast<double>(start_ms / 1000);
     case Kind::kConstant: return m.scale;
+    case Kind::kBucket: return std::floor(u * 1e5 * m.scale);
   }
   return 0;
 }
@@ -119,7 +128,8 @@ double InitialValue(const MetricTemplate& m, uint64_t seed, int64_t i, int64_t s
 double Step(const MetricTemplate& m, double prev, double u, double interval_s) {
   switch (m.kind) {
     case Kind::kCounterCentis: return Centis(prev + m.scale * interval_s * (0.5 + u));
-    case Kind::kCounterInt: return prev + std::floor(m.scale * interval_s * (0.5 + u));
+    case Kind::kCounterInt:
+    case Kind::kBucket: return prev + std::floor(m.scale * interval_s * (0.5 + u));
     case Kind::kGaugePages:
       // Moves about half the time, by up to `scale` pages either way.
       if (u < 0.5) return prev;
@@ -138,9 +148,13 @@ double ValueAt(const WorkloadOptions& opts, int64_t i, int64_t round, double pre
     // Every mantissa bit random: nothing for XOR encoding to exploit.
     return Uniform(opts.seed, i, round) * 1e6;
   }
-  const MetricTemplate& m = Templates()[i % static_cast<int64_t>(Templates().size())];
-  if (round == 0) return InitialValue(m, opts.seed, i, opts.start_ms);
-  return Step(m, prev, Uniform(opts.seed, i, round), opts.interval_ms / 1000.0);
+  const int64_t per_host = static_cast<int64_t>(Templates().size());
+  const MetricTemplate& m = Templates()[i % per_host];
+  // A histogram's buckets draw the same numbers (keyed by host, not series),
+  // so a bucket with a larger `le` never holds or gains less than a smaller one.
+  const int64_t key = m.kind == Kind::kBucket ? -1 - i / per_host : i;
+  if (round == 0) return InitialValue(m, opts.seed, key, opts.start_ms);
+  return Step(m, prev, Uniform(opts.seed, key, round), opts.interval_ms / 1000.0);
 }
 
 std::vector<int64_t> OwnedSeries(int64_t series, int shard, int num_shards) {

@@ -1,8 +1,9 @@
 // tools/workload.h
 //
 // The synthetic data set vigil-bench writes: hosts that each export the same
-// ~70 node_exporter-like series (CPU, network and disk counters that grow
-// slowly, memory/filesystem/load gauges that wander, a few constants), scraped
+// ~80 node_exporter-like series (CPU, network and disk counters that grow
+// slowly, memory/filesystem/load gauges that wander, a few constants, the
+// cumulative buckets of one request-latency histogram), scraped
 // every `interval_ms`. Series i belongs to host i / SeriesPerHost().
 //
 // Every value is a pure function of (seed, series, round), so the data set is

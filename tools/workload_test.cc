@@ -109,6 +109,35 @@ TEST(WorkloadTest, CountersNeverDecreaseAndSeriesAreDistinct) {
   EXPECT_EQ(names.size(), static_cast<size_t>(o.series));
 }
 
+TEST(WorkloadTest, HistogramBucketsAreCumulative) {
+  WorkloadOptions o = SmallOptions();
+  o.rounds = 30;
+  std::map<std::pair<std::string, int64_t>, std::map<double, double>> hist;  // (host, t): le -> v
+  ShardGenerator gen(o, 0, 1);
+  Batch b;
+  while (gen.Next(b)) {
+    for (const Series& series : b.series) {
+      if (series.labels.MetricName() != "node_request_duration_seconds_bucket") continue;
+      double le = std::stod(std::string(series.labels.Get("le")));
+      for (const Sample& s : series.samples) {
+        hist[{std::string(series.labels.Get("instance")), s.t}][le] = s.v;
+      }
+    }
+  }
+  ASSERT_EQ(hist.size(), static_cast<size_t>(3 * o.rounds));  // the 4th host has no buckets
+  std::map<std::pair<std::string, double>, double> last;  // (host, le) -> value
+  for (const auto& [host_t, buckets] : hist) {
+    double prev = 0;
+    for (const auto& [le, v] : buckets) {
+      EXPECT_GE(v, prev) << host_t.first << " le=" << le;
+      prev = v;
+      double& before = last[{host_t.first, le}];
+      EXPECT_GE(v, before) << host_t.first << " le=" << le;
+      before = v;
+    }
+  }
+}
+
 TEST(WorkloadTest, OpenMetricsHasEverySample) {
   WorkloadOptions o = SmallOptions();
   o.series = 2;
