@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "cluster/fanout_source.h"
 #include "cluster/rebalancer.h"
+#include "cluster/replica_service.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 
@@ -18,13 +19,13 @@ namespace vigil::cluster {
 // This node through LocalReplica, every other node over gRPC.
 class DataPlane::Router final : public ReplicaClient, public ReplicaReader {
  public:
-  Router(NodeId self, LocalReplica* local, GrpcReplicaClient* remote)
-      : self_(self), local_(local), remote_(remote) {}
+  Router(NodeId self, const AppendFn* append, LocalReplica* local, GrpcReplicaClient* remote)
+      : self_(self), append_(append), local_(local), remote_(remote) {}
 
   void Write(NodeId node, ReplicaWriteRequest req, absl::Time deadline,
              WriteCallback done) override {
     if (node == self_) {
-      local_->Write(node, std::move(req), deadline, std::move(done));
+      done(AppendShardsConcurrently(*append_, req));
     } else {
       remote_->Write(node, std::move(req), deadline, std::move(done));
     }
@@ -40,6 +41,7 @@ class DataPlane::Router final : public ReplicaClient, public ReplicaReader {
 
  private:
   const NodeId self_;
+  const AppendFn* const append_;
   LocalReplica* const local_;
   GrpcReplicaClient* const remote_;
 };
@@ -90,7 +92,7 @@ DataPlane::DataPlane(DataPlaneOptions opts, storage::TSDB* tsdb, AppendFn local_
       current_map_(std::move(current_map)),
       local_(std::move(local_append), tsdb, &storage::ShardOf, opts_.num_shards),
       remote_(std::move(address), opts_.grpc),
-      router_(std::make_unique<Router>(opts_.self, &local_, &remote_)),
+      router_(std::make_unique<Router>(opts_.self, &local_append_, &local_, &remote_)),
       hints_(opts_.hints, opts_.clock),
       writer_(
           [&] {

@@ -2,6 +2,7 @@
 #include "cluster/replica_service.h"
 
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -19,14 +20,36 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
+absl::StatusOr<ReplicaWriteReply> AppendShardsConcurrently(const AppendFn& append,
+                                                           const ReplicaWriteRequest& req) {
+  const size_t n = req.shards.size();
+  std::vector<absl::StatusOr<storage::AppendResult>> results(n, absl::UnknownError("not run"));
+  auto run = [&](size_t i) {
+    static const std::vector<Series> kNone;
+    const std::vector<Series>& series =
+        req.shards[i].series != nullptr ? *req.shards[i].series : kNone;
+    results[i] = append(ToSeriesAppends(series));
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(n > 0 ? n - 1 : 0);
+  for (size_t i = 1; i < n; ++i) threads.emplace_back(run, i);
+  if (n > 0) run(0);
+  for (std::thread& t : threads) t.join();
+  ReplicaWriteReply reply;
+  for (absl::StatusOr<storage::AppendResult>& r : results) {
+    if (!r.ok()) return r.status();
+    reply.shards.push_back(*std::move(r));
+  }
+  return reply;
+}
+
 ReplicaService::ReplicaService(AppendFn append, storage::TSDB* tsdb, uint32_t num_shards)
-    : tsdb_(tsdb),
-      local_(std::move(append), tsdb, &storage::ShardOf, num_shards) {}
+    : append_(append), tsdb_(tsdb), local_(std::move(append), tsdb, &storage::ShardOf, num_shards) {}
 
 grpc::Status ReplicaService::Write(grpc::ServerContext*,
                                    const internal::v1::ReplicaWriteRequest* req,
                                    internal::v1::ReplicaWriteResponse* resp) {
-  absl::StatusOr<ReplicaWriteReply> r = local_.WriteNow(WriteFromProto(*req));
+  absl::StatusOr<ReplicaWriteReply> r = AppendShardsConcurrently(append_, WriteFromProto(*req));
   if (!r.ok()) return ToGrpc(r.status());
   for (const storage::AppendResult& a : r->shards) AppendResultToProto(a, resp->add_shards());
   return grpc::Status::OK;

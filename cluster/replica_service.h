@@ -21,6 +21,12 @@ namespace vigil::cluster {
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
 
+// Appends each shard of `req` with its own `append` call, all concurrently, so
+// that the storage group-commits them into one fsync instead of one per shard.
+// The first error (in shard order) is returned.
+absl::StatusOr<ReplicaWriteReply> AppendShardsConcurrently(const AppendFn& append,
+                                                           const ReplicaWriteRequest& req);
+
 class ReplicaService final : public internal::v1::Replica::Service {
  public:
   // `append` stores a batch (vigild binds TSDB::Append plus its counters); `tsdb`
@@ -45,6 +51,7 @@ class ReplicaService final : public internal::v1::Replica::Service {
   grpc::Status Read(ReplicaReadRequest::Kind kind, const internal::v1::ReplicaReadRequest* req,
                     internal::v1::ReplicaReadResponse* resp);
 
+  const AppendFn append_;
   storage::TSDB* const tsdb_;
   LocalReplica local_;
 };
