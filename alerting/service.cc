@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "alerting/api.h"
+#include "alerting/evaluator.h"
 #include "alerting/promql.h"
 #include "glog/logging.h"
 #include "httplib.h"
@@ -52,6 +53,19 @@ std::string ErrorEnvelope(const absl::Status& s) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> AlertingPayloadKey(absl::string_view payload) {
+  if (payload.empty()) return absl::InvalidArgumentError("empty alerting payload");
+  const char tag = payload[0];
+  payload.remove_prefix(1);
+  if (tag == kRuleSetPayload) return std::string("alerting/rules");
+  if (tag != kAlertStatePayload) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown alerting payload tag ", int{tag}));
+  }
+  absl::StatusOr<RuleStateRecord> rec = DeserializeRuleState(payload);
+  if (!rec.ok()) return rec.status();
+  return absl::StrCat("alerting/state/", rec->group_key, "/", rec->rule_index);
+}
 
 AlertingService::AlertingService(AlertingServiceOptions opts, const Clock* clock,
                                  RuleQuerier* querier, SampleAppender* appender,
@@ -149,19 +163,22 @@ absl::Status AlertingService::Start() {
   {
     absl::MutexLock l(&mu_);
     if (started_) return absl::OkStatus();
-    started_ = true;
-    stop_ = false;
   }
   if (!opts_.rule_files.empty()) {
     absl::StatusOr<RuleSet> set = LoadRuleFiles(opts_.rule_files, PromQLExprValidator());
     if (!set.ok()) return set.status();
-    // Proposed once on the node that is the leader at startup; the committed
-    // set then reaches every node. Followers keep the set in the log.
+    // Proposed by the node that leads at startup; the committed set then reaches
+    // every node, and later leaders keep what is committed.
     if (replicator_->IsLeader()) {
       ProposeRuleSet(*set, [](absl::Status s) {
         if (!s.ok()) LOG(WARNING) << "--rule_files not committed: " << s;
       });
     }
+  }
+  {
+    absl::MutexLock l(&mu_);
+    started_ = true;
+    stop_ = false;
   }
   notifier_runner_ = std::make_unique<NotifierRunner>(&notifier_);
   thread_ = std::thread([this] { RunLoop(); });

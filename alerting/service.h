@@ -27,6 +27,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -67,6 +68,12 @@ struct AlertingServiceOptions {
 // Payload tags.
 inline constexpr char kRuleSetPayload = 'R';
 inline constexpr char kAlertStatePayload = 'S';
+
+// The key under which the control plane may keep `payload` when it stores
+// alerting payloads as last-writer-wins registers (which survive log
+// compaction): "alerting/rules" for a rule set, "alerting/state/<group key>/<rule
+// index>" for a state record. kInvalidArgument / kDataLoss for bad payloads.
+absl::StatusOr<std::string> AlertingPayloadKey(absl::string_view payload);
 
 class AlertingService {
  public:

@@ -15,6 +15,9 @@
 #include "nlohmann/json.hpp"
 #include "query/engine.h"
 #include "query/memory_source.h"
+#include "server/metrics.h"
+#include "httplib.h"
+#include <thread>
 
 namespace vigil::alerting {
 namespace {
@@ -36,6 +39,21 @@ constexpr char kRules[] = R"(groups:
         labels:
           severity: page
 )";
+
+// Records the payloads, keyed like a register-backed control plane would.
+class KeyRecorder : public Replicator {
+ public:
+  bool IsLeader() override { return true; }
+  void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
+    absl::StatusOr<std::string> key = AlertingPayloadKey(bytes);
+    ASSERT_OK(key.status());
+    keys.push_back(*key);
+    if (apply_to != nullptr) ASSERT_OK(apply_to->OnCommitted(bytes));
+    done(absl::OkStatus());
+  }
+  std::vector<std::string> keys;
+  AlertingService* apply_to = nullptr;
+};
 
 // "Commits" synchronously: applies the payload on every member in order.
 class FakeReplicator : public Replicator {
@@ -252,6 +270,94 @@ TEST_F(AlertingServiceTest, FailoverAfterFiringKeepsTheEpisode) {
   std::vector<nlohmann::json> posted = am_b_.posted();
   EXPECT_LE(posted.size(), 1u);
   for (const nlohmann::json& a : posted) EXPECT_EQ(a["startsAt"], starts_at);
+}
+
+TEST_F(AlertingServiceTest, PayloadKeysNameTheRuleSetAndEachRule) {
+  KeyRecorder recorder;
+  AlertingService c(Opts(), &clock_, &querier_, nullptr, &recorder, &am_a_);
+  recorder.apply_to = &c;
+  c.OnLeadershipChange(true);
+  ASSERT_OK(c.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
+  ASSERT_THAT(recorder.keys, ::testing::ElementsAre("alerting/rules"));
+  for (int i = 0; i < 60 && recorder.keys.size() < 2; ++i) {
+    c.Tick();
+    clock_.Advance(absl::Seconds(1));
+  }
+  ASSERT_THAT(recorder.keys, SizeIs(2));
+  EXPECT_EQ(recorder.keys[1], "alerting/state/node.yml;node/0");
+  EXPECT_THAT(AlertingPayloadKey("S\xff\xff"), Not(IsOk()));
+  EXPECT_THAT(AlertingPayloadKey("Q"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(AlertingPayloadKey(""), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(AlertingServiceTest, HttpRoutesServePrometheusEnvelopes) {
+  Elect(&a_);
+  httplib::Server server;
+  a_.RegisterRoutes(&server);
+  const int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread t([&] { server.listen_after_bind(); });
+  struct StopOnExit {  // Also when an assertion returns early.
+    httplib::Server* server;
+    std::thread* thread;
+    ~StopOnExit() {
+      while (!server->is_running()) std::this_thread::yield();
+      server->stop();
+      thread->join();
+    }
+  } stop_on_exit{&server, &t};
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(30, 0);
+
+  httplib::Result bad = client.Post("/api/v1/admin/rules", "groups: [", "application/yaml");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(nlohmann::json::parse(bad->body)["status"], "error");
+
+  httplib::Result ok = client.Post("/api/v1/admin/rules", kRules, "application/yaml");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+
+  httplib::Result rules = client.Get("/api/v1/rules");
+  ASSERT_TRUE(rules);
+  nlohmann::json j = nlohmann::json::parse(rules->body);
+  EXPECT_EQ(j["status"], "success");
+  EXPECT_EQ(j["data"]["groups"][0]["rules"][0]["name"], "InstanceDown");
+  EXPECT_EQ(nlohmann::json::parse(b_.RulesJSON())["groups"][0]["name"], "node");
+
+  httplib::Result alerts = client.Get("/api/v1/alerts");
+  ASSERT_TRUE(alerts);
+  EXPECT_EQ(nlohmann::json::parse(alerts->body)["data"]["alerts"], nlohmann::json::array());
+}
+
+TEST_F(AlertingServiceTest, MetricsAreExported) {
+  Elect(&a_);
+  metrics::Registry registry;
+  a_.ExportMetrics(&registry);
+  ASSERT_OK(a_.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(4), [&] { return StateOf(a_) == "firing"; }));
+  Advance(absl::Seconds(2));
+  const std::string text = registry.Expose();
+  EXPECT_THAT(text, HasSubstr("vigil_rule_group_iterations_missed_total{rule_group=\"node.yml;node\"} 0"));
+  EXPECT_THAT(text, HasSubstr("vigil_rule_group_last_duration_seconds{rule_group=\"node.yml;node\"}"));
+  EXPECT_THAT(text, HasSubstr("vigil_notifications_sent_total{alertmanager=\"http://am:9093\"} 1"));
+  EXPECT_THAT(text, HasSubstr("vigil_notifications_queue_length 0"));
+}
+
+TEST_F(AlertingServiceTest, StartLoadsRuleFilesAndStops) {
+  AlertingServiceOptions o = Opts();
+  o.rule_files = {std::string(ALERTING_TESTDATA_DIR) + "/rules.yml"};
+  FakeReplicator replicator;
+  AlertingService c(o, &clock_, &querier_, nullptr, &replicator, &am_a_);
+  replicator.AddMember(&c);
+  ASSERT_OK(c.Start());
+  EXPECT_THAT(nlohmann::json::parse(c.RulesJSON())["groups"], Not(IsEmpty()));
+  c.Stop();
+  c.Stop();
+
+  o.rule_files = {std::string(ALERTING_TESTDATA_DIR) + "/bad_rules.yml"};
+  AlertingService d(o, &clock_, &querier_, nullptr, &replicator, &am_a_);
+  EXPECT_THAT(d.Start(), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace
