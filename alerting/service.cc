@@ -8,6 +8,7 @@
 #include "alerting/api.h"
 #include "alerting/evaluator.h"
 #include "alerting/promql.h"
+#include "common/status_macros.h"
 #include "glog/logging.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
@@ -82,25 +83,41 @@ absl::Status AlertingService::OnCommitted(absl::string_view bytes) {
   if (bytes.empty()) return absl::InvalidArgumentError("empty alerting payload");
   const char tag = bytes[0];
   bytes.remove_prefix(1);
-  absl::MutexLock l(&mu_);
+  std::function<void()> apply;
   if (tag == kRuleSetPayload) {
     absl::StatusOr<RuleSet> set = DeserializeRuleSet(bytes);
     if (!set.ok()) return set.status();
-    rules_ = *set;
-    manager_.SetRules(*std::move(set));
-    return absl::OkStatus();
+    apply = [this, set = *std::move(set)]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      rules_ = set;
+      manager_.SetRules(set);
+    };
+  } else if (tag == kAlertStatePayload) {
+    RETURN_IF_ERROR(DeserializeRuleState(bytes).status());
+    apply = [this, state = std::string(bytes)]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      absl::Status s = manager_.ApplyCommittedState(state);
+      // kNotFound: the rule left the rule set since; expected.
+      if (!s.ok() && !absl::IsNotFound(s)) LOG(WARNING) << "alert state not applied: " << s;
+    };
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown alerting payload tag ", int{tag}));
   }
-  if (tag == kAlertStatePayload) {
-    absl::Status s = manager_.ApplyCommittedState(bytes);
-    // A state for a rule that a later rule set removed is expected; not an error.
-    if (absl::IsNotFound(s)) return absl::OkStatus();
-    return s;
+  absl::MutexLock l(&inbox_mu_);
+  inbox_.push_back(std::move(apply));
+  return absl::OkStatus();
+}
+
+void AlertingService::DrainLocked() {
+  std::vector<std::function<void()>> inbox;
+  {
+    absl::MutexLock l(&inbox_mu_);
+    inbox.swap(inbox_);
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown alerting payload tag ", int{tag}));
+  for (std::function<void()>& fn : inbox) fn();
 }
 
 void AlertingService::OnLeadershipChange(bool leader) {
   absl::MutexLock l(&mu_);
+  DrainLocked();
   if (leader == manager_.leading()) return;
   if (leader) {
     manager_.ResumeAsLeader();
@@ -111,6 +128,7 @@ void AlertingService::OnLeadershipChange(bool leader) {
 
 bool AlertingService::leading() {
   absl::MutexLock l(&mu_);
+  DrainLocked();
   return manager_.leading();
 }
 
@@ -143,6 +161,7 @@ absl::Time AlertingService::Tick() {
   bool pump;
   {
     absl::MutexLock l(&mu_);
+    DrainLocked();
     if (manager_.leading()) results = manager_.RunDue();
     next = manager_.leading() ? manager_.scheduler_view().NextDue() : absl::InfiniteFuture();
     pump = !started_;
@@ -212,11 +231,13 @@ void AlertingService::Stop() {
 
 std::string AlertingService::RulesJSON(absl::string_view type) {
   absl::MutexLock l(&mu_);
+  DrainLocked();
   return RulesAPIData(manager_, type).dump();
 }
 
 std::string AlertingService::AlertsJSON() {
   absl::MutexLock l(&mu_);
+  DrainLocked();
   return AlertsAPIData(manager_).dump();
 }
 
@@ -257,6 +278,7 @@ void AlertingService::ExportMetrics(metrics::Registry* registry) {
   registry->AddCollectHook([this, registry] {
     {
       absl::MutexLock l(&mu_);
+      DrainLocked();
       for (const RuleGroup& g : rules_.groups) {
         const GroupMetrics* m = manager_.scheduler_view().metrics(g.Key());
         if (m == nullptr) continue;

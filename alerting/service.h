@@ -87,7 +87,10 @@ class AlertingService {
   AlertingService(const AlertingService&) = delete;
   AlertingService& operator=(const AlertingService&) = delete;
 
-  // The control plane's apply path, in log order, on every node.
+  // The control plane's apply path, in log order, on every node. Cheap and
+  // non-blocking (safe on the Raft apply thread): the payload is decoded and
+  // queued; it takes effect before the next Tick, leadership change or read.
+  // kInvalidArgument / kDataLoss for payloads that do not decode.
   absl::Status OnCommitted(absl::string_view bytes);
   // Call when this node gains or loses the control-plane leadership.
   void OnLeadershipChange(bool leader);
@@ -122,6 +125,8 @@ class AlertingService {
 
  private:
   void RunLoop();
+  // Applies the committed payloads queued by OnCommitted, in order.
+  void DrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ProposeRuleSet(const RuleSet& set, std::function<void(absl::Status)> done);
 
   const AlertingServiceOptions opts_;
@@ -135,6 +140,9 @@ class AlertingService {
   RuleSet rules_ ABSL_GUARDED_BY(mu_);  // As last committed.
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex inbox_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::vector<std::function<void()>> inbox_ ABSL_GUARDED_BY(inbox_mu_);
 
   std::unique_ptr<NotifierRunner> notifier_runner_;
   std::thread thread_;
