@@ -40,6 +40,8 @@ ABSL_FLAG(int32_t, failover_trials, 50, "leader kills to time");
 ABSL_FLAG(int32_t, tick_ms, 100, "raft tick");
 ABSL_FLAG(int32_t, election_ticks, 10, "election timeout in ticks");
 ABSL_FLAG(std::string, dir, "/tmp/raft-bench", "scratch directory (wiped)");
+ABSL_FLAG(bool, parallel_leader_write, true,
+          "the leader sends appends while it fsyncs (RaftNodeOptions::parallel_leader_write)");
 ABSL_FLAG(std::string, etcd, "",
           "if set (path to the etcd binary), run the same load against a 3-member etcd cluster "
           "(puts through its JSON gateway, 100-byte values) instead of Vigil's Raft");
@@ -84,6 +86,7 @@ class Cluster {
     o.initial_voters = {1, 2, 3};
     o.tick = absl::Milliseconds(absl::GetFlag(FLAGS_tick_ms));
     o.election_ticks = absl::GetFlag(FLAGS_election_ticks);
+    o.parallel_leader_write = absl::GetFlag(FLAGS_parallel_leader_write);
     auto n = RaftNode::Open(o, &machines_[id], transports_[id].get());
     CHECK(n.ok()) << n.status();
     nodes_[id] = *std::move(n);

@@ -176,10 +176,18 @@ void RaftNode::Run() {
 
 void RaftNode::HandleReady() {
   Ready rd = core_->TakeReady();
+  // 0. A leader's appends go out while it writes its own log (dissertation 10.2.1); the
+  // transport's sender threads overlap the network with the fsync below.
+  if (options_.parallel_leader_write && !rd.early_messages.empty()) {
+    transport_->Send(std::move(rd.early_messages));
+  }
   // 1. Persist. A failed fsync leaves the log in an unknown state: crash and recover from disk.
   absl::Status s = store_->Save(rd.hard_state, rd.entries, rd.snapshot);
   CHECK(s.ok()) << "raft log write failed: " << s;
-  // 2. Send.
+  // 2. Send what depends on the persisted state.
+  if (!options_.parallel_leader_write && !rd.early_messages.empty()) {
+    transport_->Send(std::move(rd.early_messages));
+  }
   if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
   // 3. Apply.
   if (!rd.snapshot.empty()) {

@@ -426,7 +426,9 @@ Ready Raft::TakeReady() {
   rd.entries = log_.unstable_entries();
   if (log_.unstable_snapshot()) rd.snapshot = *log_.unstable_snapshot();
   rd.committed_entries = log_.NextCommittedEntries(max_committed_bytes_per_ready_);
-  rd.messages = std::move(msgs_);
+  for (Message& m : msgs_) {
+    (IsEarlySendable(m) ? rd.early_messages : rd.messages).push_back(std::move(m));
+  }
   msgs_.clear();
   rd.read_states = std::move(read_states_);
   read_states_.clear();
@@ -444,6 +446,7 @@ void Raft::Advance(const Ready& rd) {
   }
   if (!rd.entries.empty()) log_.StableTo(rd.entries.back().index, rd.entries.back().term);
   if (!rd.committed_entries.empty()) log_.AppliedTo(rd.committed_entries.back().index);
+  SelfPersisted();
 }
 
 std::string Raft::DebugString() const {

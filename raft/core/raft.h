@@ -6,7 +6,8 @@
 // (client requests), and drains its output with TakeReady()/Advance():
 //
 //   Ready rd = raft.TakeReady();
-//   persist rd.snapshot, rd.entries, rd.hard_state (fsync)   // before anything leaves the node
+//   send rd.early_messages                                   // may overlap the fsync below
+//   persist rd.snapshot, rd.entries, rd.hard_state (fsync)   // before rd.messages leave the node
 //   send rd.messages
 //   apply rd.snapshot then rd.committed_entries; serve rd.read_states once applied >= index
 //   raft.Advance(rd);
@@ -97,6 +98,14 @@ struct Ready {
   std::vector<Entry> committed_entries;
   // To send after persisting.
   std::vector<Message> messages;
+  // Messages that need not wait for this Ready to be persisted: appends, heartbeats and
+  // snapshots from a leader whose term and vote are already durable. The shell may send them
+  // while it persists (dissertation 10.2.1: the leader writes its log in parallel with
+  // replication), or together with `messages`. The leader counts its own log toward commitment
+  // only up to what Advance() reports persisted, so an entry it has not written never commits on
+  // its account; if it crashes before the write, followers may hold entries of its term that it
+  // lost, which is safe because it can never lead that term again.
+  std::vector<Message> early_messages;
   std::vector<ReadState> read_states;
 };
 
@@ -197,6 +206,11 @@ class Raft {
   void Send(Message m);
   size_t Quorum() const;
   HardState hard_state() const { return HardState{term_, vote_, log_.committed()}; }
+  // Whether `m` may leave before the Ready carrying it is persisted: a leader's append, heartbeat
+  // or snapshot, sent while its term and vote are already durable (Advance()d).
+  bool IsEarlySendable(const Message& m) const;
+  // Leader: counts the persisted part of its own log toward commitment (after Advance()).
+  void SelfPersisted();
 
   // raft_leader.cc: replication, commit, reads, transfer, membership.
   void StepLeader(const Message& m);

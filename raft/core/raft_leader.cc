@@ -64,11 +64,29 @@ absl::StatusOr<LogPosition> Raft::AppendEntry(EntryType type, std::string data) 
   ents.push_back(std::move(e));
   log_.Append(ents);
   UpdateConfHistory(ents);
-  auto self = progress_.find(id_);
-  if (self != progress_.end()) self->second.MaybeUpdate(pos.index);
-  MaybeCommit();
-  if (role_ == Role::kLeader) BcastAppend();
+  // The leader's own copy counts toward commitment only once persisted (SelfPersisted()).
+  BcastAppend();
   return pos;
+}
+
+void Raft::SelfPersisted() {
+  if (role_ != Role::kLeader) return;
+  auto self = progress_.find(id_);
+  if (self == progress_.end() || !self->second.MaybeUpdate(log_.last_stable_index())) return;
+  if (MaybeCommit() && role_ == Role::kLeader) BcastAppend();
+}
+
+bool Raft::IsEarlySendable(const Message& m) const {
+  switch (m.type) {
+    case MessageType::kAppend:
+    case MessageType::kHeartbeat:
+    case MessageType::kSnapshot:
+      // Only a leader sends these, once per term; the term must already be on disk, or a crash
+      // could let this node lead the same term again with a different log.
+      return m.term == prev_hard_state_.term && vote_ == prev_hard_state_.vote;
+    default:
+      return false;
+  }
 }
 
 // ---- Replication ----
@@ -429,7 +447,7 @@ void Raft::SyncProgressWithConfig() {
   auto add = [&](uint64_t id, bool learner) {
     if (progress_.count(id) > 0) return;
     Progress pr(log_.last_index() + 1, max_inflight_msgs_, max_inflight_bytes_, learner);
-    if (id == id_) pr.match = log_.last_index();
+    if (id == id_) pr.match = log_.last_stable_index();
     pr.recent_active = true;
     progress_.emplace(id, std::move(pr));
   };

@@ -66,6 +66,10 @@ class RaftLog {
   // The shell persisted entries up to (index, term) / the snapshot at `index`.
   void StableTo(uint64_t index, uint64_t term);
   void StableSnapTo(uint64_t index);
+  // The last index known persisted (0 while a snapshot is pending).
+  uint64_t last_stable_index() const {
+    return unstable_snapshot_ ? 0 : unstable_offset_ - 1;
+  }
 
  private:
   uint64_t FindConflict(const std::vector<Entry>& ents) const;

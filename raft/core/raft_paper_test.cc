@@ -23,16 +23,6 @@ std::vector<std::string> AppliedData(const TestNode& n) {
   return out;
 }
 
-Message AppendAck(uint64_t from, uint64_t to, uint64_t term, uint64_t index) {
-  Message ack;
-  ack.type = MessageType::kAppendResponse;
-  ack.from = from;
-  ack.to = to;
-  ack.term = term;
-  ack.index = index;
-  return ack;
-}
-
 // Paper 5.2: a candidate that wins votes from a majority becomes leader; the others follow.
 TEST(RaftElectionTest, CandidateWithMajorityBecomesLeader) {
   TestNetwork net({1, 2, 3});

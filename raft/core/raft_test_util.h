@@ -23,6 +23,17 @@
 
 namespace vigil::raft {
 
+// A successful AppendEntries response, as `from` would send it to `to`.
+inline Message AppendAck(uint64_t from, uint64_t to, uint64_t term, uint64_t index) {
+  Message ack;
+  ack.type = MessageType::kAppendResponse;
+  ack.from = from;
+  ack.to = to;
+  ack.term = term;
+  ack.index = index;
+  return ack;
+}
+
 struct TestNode {
   std::unique_ptr<MemoryStorage> storage;
   std::unique_ptr<Raft> raft;
@@ -136,6 +147,7 @@ class TestNetwork {
  private:
   void HandleReady(TestNode& n) {
     Ready rd = n.raft->TakeReady();
+    for (Message& m : rd.early_messages) queue_.push_back(std::move(m));
     if (!rd.snapshot.empty()) {
       CHECK(n.storage->ApplySnapshot(rd.snapshot).ok());
       ++n.snapshots_installed;

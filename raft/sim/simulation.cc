@@ -136,7 +136,7 @@ void Simulation::Step() {
       for (auto& [id, n] : nodes_) {
         if (n.up && n.raft->HasReady()) ready.push_back(&n);
       }
-      if (!ready.empty()) ProcessReady(*ready[Rand(ready.size())], /*crash_after_persist=*/false);
+      if (!ready.empty()) ProcessReady(*ready[Rand(ready.size())], CrashPoint::kNone);
       break;
     }
     case kTickAll:
@@ -158,9 +158,12 @@ void Simulation::Step() {
       if (Node* n = RandomNode(true)) Crash(*n);
       break;
     case kCrashInReady: {
-      // Crash in the middle of handling a Ready: persisted, but nothing sent or applied.
+      // Crash in the middle of handling a Ready: after sending the early messages but before
+      // persisting, or after persisting but before sending the rest.
       Node* n = RandomNode(true);
-      if (n != nullptr && n->raft->HasReady()) ProcessReady(*n, /*crash_after_persist=*/true);
+      if (n != nullptr && n->raft->HasReady()) {
+        ProcessReady(*n, Chance(0.5) ? CrashPoint::kBeforePersist : CrashPoint::kAfterPersist);
+      }
       break;
     }
     case kRestart:
@@ -210,12 +213,29 @@ void Simulation::TickAll() {
   }
 }
 
-void Simulation::ProcessReady(Node& n, bool crash_after_persist) {
+void Simulation::SendAll(std::vector<Message>& msgs) {
+  for (Message& m : msgs) {
+    if (network_.size() >= kMaxNetwork) network_.pop_front();
+    int delay = Chance(0.02) ? static_cast<int>(Rand(300)) : static_cast<int>(Rand(5));
+    network_.push_back(InFlight{std::move(m), step_ + delay});
+  }
+}
+
+void Simulation::ProcessReady(Node& n, CrashPoint crash) {
   Ready rd = n.raft->TakeReady();
   Trace(absl::StrCat("ready ", n.id, ": ", rd.entries.size(), " entries, ",
-                     rd.committed_entries.size(), " committed, ", rd.messages.size(), " msgs",
+                     rd.committed_entries.size(), " committed, ", rd.early_messages.size(), "+",
+                     rd.messages.size(), " msgs",
                      rd.snapshot.empty() ? "" : absl::StrCat(", snapshot@", rd.snapshot.metadata.index),
-                     crash_after_persist ? ", then crash" : ""));
+                     crash == CrashPoint::kBeforePersist  ? ", crash before persisting"
+                     : crash == CrashPoint::kAfterPersist ? ", then crash"
+                                                          : ""));
+  // 0. The leader's appends leave while it persists its own log (they do not wait for it).
+  SendAll(rd.early_messages);
+  if (crash == CrashPoint::kBeforePersist) {
+    Crash(n);
+    return;
+  }
   // 1. Persist (one atomic, fsync'd write in the real shell).
   if (!rd.snapshot.empty()) {
     CHECK(n.storage->ApplySnapshot(rd.snapshot).ok());
@@ -230,16 +250,12 @@ void Simulation::ProcessReady(Node& n, bool crash_after_persist) {
                                           rd.hard_state->commit));
     n.storage->SetHardState(*rd.hard_state);
   }
-  if (crash_after_persist) {
+  if (crash == CrashPoint::kAfterPersist) {
     Crash(n);
     return;
   }
   // 2. Send.
-  for (Message& m : rd.messages) {
-    if (network_.size() >= kMaxNetwork) network_.pop_front();
-    int delay = Chance(0.02) ? static_cast<int>(Rand(300)) : static_cast<int>(Rand(5));
-    network_.push_back(InFlight{std::move(m), step_ + delay});
-  }
+  SendAll(rd.messages);
   // 3. Apply.
   if (!rd.snapshot.empty()) {
     const SnapshotMetadata& md = rd.snapshot.metadata;

@@ -93,7 +93,16 @@ class Simulation {
   void StartNode(Node& n);
   void DeliverMessage();
   void TickAll();
-  void ProcessReady(Node& n, bool crash_after_persist);
+  // Where a crash interrupts the handling of a Ready.
+  enum class CrashPoint {
+    kNone,
+    // The leader's early messages left, nothing was persisted (the fsync they overlap was lost).
+    kBeforePersist,
+    // Persisted, but nothing sent or applied.
+    kAfterPersist,
+  };
+  void ProcessReady(Node& n, CrashPoint crash);
+  void SendAll(std::vector<Message>& msgs);
   void ApplyCommitted(Node& n, const std::vector<Entry>& committed);
   void ServeReads(Node& n);
   void ClientWrite();
