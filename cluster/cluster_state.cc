@@ -306,6 +306,9 @@ v1::CommandResult ClusterState::DoAbortShardMove(const v1::AbortShardMove& op) {
   ShardPlacement* p = MovingShard(op.shard(), op.expected_epoch(), &r);
   if (p == nullptr) return r;
   p->pending.clear();
+  // A new epoch: the next move of this shard is a different move, and nothing
+  // recorded for this one (a finished stream, a Complete) may count for it.
+  ++p->epoch;
   ShardsChanged();
   r.set_epoch(p->epoch);
   return r;

@@ -17,6 +17,8 @@
 // are moves: BeginShardMove sets a pending replica set (writes go to both sets,
 // reads keep using the current one), CompleteShardMove makes it current and bumps
 // the shard's epoch, after which replicas no longer listed drop the shard.
+// AbortShardMove drops the pending set and bumps the epoch too, so an epoch
+// names at most one move (what a finished stream is recorded against).
 // PlanMoves() says which moves would bring the placement to what the ring wants.
 //
 // Not thread-safe: one thread (the Raft apply loop) owns it; readers on other
@@ -52,7 +54,7 @@ struct ClusterOptions {
 struct ShardPlacement {
   std::vector<NodeId> replicas;  // preference order; reads use these
   std::vector<NodeId> pending;   // non-empty while a move is in flight
-  uint64_t epoch = 0;            // bumped whenever `replicas` changes
+  uint64_t epoch = 0;            // bumped whenever `replicas` changes or a move ends
 
   bool moving() const { return !pending.empty(); }
   // Nodes a write must reach: replicas, then pending nodes not among them.

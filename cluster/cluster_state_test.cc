@@ -244,9 +244,11 @@ TEST(ClusterStateTest, AbortKeepsTheOldReplicas) {
   ASSERT_OK(a.Do(BeginCmd(0, {4, old[1], old[2]}, 1)));
   ASSERT_OK(a.Do(AbortCmd(0, 1)));
   EXPECT_EQ(a.state.shard(0).replicas, old);
-  EXPECT_EQ(a.state.shard(0).epoch, 1u);
+  // A new epoch, so nothing recorded for the aborted move counts for the next one.
+  EXPECT_EQ(a.state.shard(0).epoch, 2u);
   EXPECT_FALSE(a.state.shard(0).moving());
   EXPECT_THAT(a.Do(AbortCmd(0, 1)), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(a.Do(CompleteCmd(0, 1)), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(ClusterStateTest, MoveTargetsMustBeDistinctActiveMembers) {

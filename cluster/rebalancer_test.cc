@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "absl/strings/str_cat.h"
+#include "cluster/testing/commands.h"
 #include "common/testing/status_matchers.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
@@ -13,36 +13,19 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // A leader's control loop over one ClusterState, with streams that finish at
 // once (or never, for nodes in `stuck`).
 class Loop {
  public:
-  Loop() {
-    v1::Command c;
-    for (NodeId id = 1; id <= 3; ++id) {
-      v1::Member* m = c.mutable_bootstrap()->add_members();
-      m->set_id(id);
-      m->set_grpc_address(absl::StrCat("n", id));
-    }
-    Propose(c);
-  }
+  Loop() { Propose(BootstrapCommand({1, 2, 3}, /*named=*/true)); }
   v1::CommandResult Propose(const v1::Command& c) {
     return state.Apply(++index, EncodeCommand(c));
   }
-  void AddActive(NodeId id) {
-    v1::Command c;
-    c.mutable_add_member()->mutable_member()->set_id(id);
-    c.mutable_add_member()->mutable_member()->set_state(v1::ACTIVE);
-    Propose(c);
-  }
-  void Mark(NodeId id, v1::MemberState st) {
-    v1::Command c;
-    c.mutable_mark_member_state()->set_id(id);
-    c.mutable_mark_member_state()->set_state(st);
-    Propose(c);
-  }
+  void AddActive(NodeId id) { Propose(AddMemberCommand(id)); }
+  void Mark(NodeId id, v1::MemberState st) { Propose(MarkMemberStateCommand(id, st)); }
   // Runs steps until nothing is left to do; returns how many steps it took.
   int RunToQuiescence(const RebalanceOptions& opts, int max_steps = 1000) {
     for (int i = 0; i < max_steps; ++i) {
@@ -141,6 +124,39 @@ TEST(RebalancerTest, MoveToANodeThatLeftIsAborted) {
     const ShardPlacement& p = loop.state.shard(s);
     EXPECT_FALSE(p.moving());
     EXPECT_EQ(std::count(p.replicas.begin(), p.replicas.end(), 4), 0);
+  }
+}
+
+// A stream finished for a move that was then aborted must not complete the
+// shard's next move: that move's new replicas never got the shard's data.
+TEST(RebalancerTest, StreamOfAnAbortedMoveDoesNotCompleteTheNextMove) {
+  Loop loop;
+  loop.AddActive(4);
+  RebalanceOptions opts;
+  opts.max_concurrent_moves = 1;
+  RebalanceStep step = NextRebalanceStep(loop.state, loop.streamed, opts);
+  ASSERT_EQ(step.propose.size(), 1u);
+  ASSERT_TRUE(step.propose[0].has_begin_shard_move());
+  const uint32_t s = step.propose[0].begin_shard_move().shard();
+  ASSERT_EQ(loop.Propose(step.propose[0]).code(), 0);
+  loop.streamed[s] = loop.state.shard(s).epoch;  // its stream finished
+  loop.Mark(4, v1::LEAVING);
+  step = NextRebalanceStep(loop.state, loop.streamed, opts);
+  ASSERT_EQ(step.propose.size(), 1u);
+  ASSERT_TRUE(step.propose[0].has_abort_shard_move());
+  ASSERT_EQ(loop.Propose(step.propose[0]).code(), 0);
+  // Node 4 is back: the same shard moves to it again, and must be streamed again.
+  loop.Mark(4, v1::ACTIVE);
+  step = NextRebalanceStep(loop.state, loop.streamed, opts);
+  ASSERT_EQ(step.propose.size(), 1u);
+  ASSERT_EQ(step.propose[0].begin_shard_move().shard(), s);
+  ASSERT_EQ(loop.Propose(step.propose[0]).code(), 0);
+  step = NextRebalanceStep(loop.state, loop.streamed, opts);
+  EXPECT_THAT(step.propose, IsEmpty());
+  ASSERT_THAT(step.streams, Not(IsEmpty()));
+  for (const Transfer& t : step.streams) {
+    EXPECT_EQ(t.shard, s);
+    EXPECT_THAT(t.to, ElementsAre(4));
   }
 }
 
