@@ -1,11 +1,15 @@
 #include "raft/grpc_transport.h"
 
 #include <algorithm>
+#include <atomic>
+#include <deque>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "glog/logging.h"
+#include "xxhash.h"
 
 namespace vigil::raft {
 
@@ -74,12 +78,25 @@ Message FromProto(const pb::Message& in) {
 }
 
 namespace {
+
 constexpr int kMaxMessageBytes = 256 << 20;
+
+// Roughly what a message costs in a queue.
+uint64_t MessageBytes(const Message& m) {
+  uint64_t n = 64 + m.context.size() + m.snapshot.data.size();
+  for (const Entry& e : m.entries) n += 32 + e.data.size();
+  return n;
+}
+
+uint64_t Checksum(absl::string_view data) { return XXH64(data.data(), data.size(), 0); }
+
 }  // namespace
 
 class GrpcTransport::Service final : public pb::RaftTransport::Service {
  public:
-  explicit Service(GrpcTransport* t) : t_(t) {}
+  Service(GrpcTransport* t, uint64_t max_snapshot_bytes)
+      : t_(t), max_snapshot_bytes_(max_snapshot_bytes) {}
+
   grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReader<pb::Message>* reader,
                       pb::StreamAck* ack) override {
     pb::Message m;
@@ -87,38 +104,125 @@ class GrpcTransport::Service final : public pb::RaftTransport::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status InstallSnapshot(grpc::ServerContext* ctx,
+                               grpc::ServerReader<pb::SnapshotChunk>* reader,
+                               pb::SnapshotAck* ack) override {
+    absl::StatusOr<Message> m = Assemble(reader);
+    if (!m.ok()) {
+      snapshots_rejected_.fetch_add(1);
+      LOG(WARNING) << "discarding a snapshot transfer: " << m.status();
+      return grpc::Status(static_cast<grpc::StatusCode>(m.status().code()),
+                          std::string(m.status().message()));
+    }
+    snapshots_received_.fetch_add(1);
+    t_->Deliver(*std::move(m));
+    return grpc::Status::OK;
+  }
+
+  InboundStats stats() const {
+    return InboundStats{snapshots_received_.load(), snapshots_rejected_.load(),
+                        snapshot_chunks_.load()};
+  }
+
  private:
+  // Reads chunks in order until the last one and verifies size and checksum.
+  absl::StatusOr<Message> Assemble(grpc::ServerReader<pb::SnapshotChunk>* reader) {
+    pb::SnapshotChunk chunk;
+    if (!reader->Read(&chunk)) return absl::AbortedError("snapshot transfer without chunks");
+    snapshot_chunks_.fetch_add(1);
+    if (!chunk.has_header() || chunk.offset() != 0) {
+      return absl::InvalidArgumentError("the first snapshot chunk must carry the header");
+    }
+    const uint64_t total = chunk.total_size();
+    const uint64_t checksum = chunk.checksum();
+    if (total > max_snapshot_bytes_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("snapshot of ", total, " bytes exceeds the limit of ", max_snapshot_bytes_));
+    }
+    Message m = FromProto(chunk.header());
+    std::string& data = m.snapshot.data;
+    data.reserve(total);
+    for (;;) {
+      if (chunk.offset() != data.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("snapshot chunk at offset ", chunk.offset(), ", expected ", data.size()));
+      }
+      if (chunk.data().size() > total - data.size()) {
+        return absl::InvalidArgumentError("snapshot chunks exceed the announced size");
+      }
+      data.append(chunk.data());
+      if (chunk.last()) break;
+      if (!reader->Read(&chunk)) {
+        return absl::AbortedError(
+            absl::StrCat("torn snapshot transfer: ", data.size(), " of ", total, " bytes"));
+      }
+      snapshot_chunks_.fetch_add(1);
+    }
+    if (data.size() != total) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("snapshot ended at ", data.size(), " of ", total, " bytes"));
+    }
+    if (Checksum(data) != checksum) return absl::DataLossError("snapshot checksum mismatch");
+    return m;
+  }
+
   GrpcTransport* const t_;
+  const uint64_t max_snapshot_bytes_;
+  std::atomic<uint64_t> snapshots_received_{0};
+  std::atomic<uint64_t> snapshots_rejected_{0};
+  std::atomic<uint64_t> snapshot_chunks_{0};
 };
 
-// One outbound stream to a peer, fed by a bounded queue and drained by its own thread.
+// One outbound stream to a peer, fed by a bounded queue and drained by its own thread; a second
+// thread (the watchdog) cancels a stream write that outlives message_timeout.
 class GrpcTransport::Peer {
  public:
-  explicit Peer(std::string address) : address_(std::move(address)) {
+  Peer(std::string address, const GrpcTransportOptions& options)
+      : address_(std::move(address)), options_(options) {
     thread_ = std::thread([this] { Run(); });
+    watchdog_ = std::thread([this] { Watchdog(); });
   }
   ~Peer() {
     {
       absl::MutexLock l(&mu_);
       stop_ = true;
       if (ctx_ != nullptr) ctx_->TryCancel();
+      if (snapshot_ctx_ != nullptr) snapshot_ctx_->TryCancel();
     }
     thread_.join();
+    watchdog_.join();
   }
+
   void Enqueue(Message m) {
+    uint64_t bytes = MessageBytes(m);
     absl::MutexLock l(&mu_);
-    if (queue_.size() >= kMaxQueued) return;  // best effort: Raft retransmits
+    // A message larger than the byte bound (a big snapshot) still goes through an empty queue.
+    if (queue_.size() >= options_.max_queued_messages ||
+        (!queue_.empty() && stats_.queued_bytes + bytes > options_.max_queued_bytes)) {
+      ++stats_.dropped;  // best effort: Raft retransmits
+      return;
+    }
     queue_.push_back(std::move(m));
+    stats_.queued_bytes += bytes;
+  }
+
+  PeerStats stats() const {
+    absl::MutexLock l(&mu_);
+    PeerStats s = stats_;
+    s.queued_messages = queue_.size();
+    return s;
   }
 
  private:
+  using Writer = std::unique_ptr<grpc::ClientWriter<pb::Message>>;
+
   void Run() {
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(kMaxMessageBytes);
     auto channel = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
     auto stub = pb::RaftTransport::NewStub(channel);
     absl::Duration backoff = absl::Milliseconds(10);
-    std::unique_ptr<grpc::ClientWriter<pb::Message>> writer;
+    Writer writer;
     pb::StreamAck ack;
     for (;;) {
       std::deque<Message> batch;
@@ -130,49 +234,169 @@ class GrpcTransport::Peer {
         mu_.Await(absl::Condition(&wake));
         if (stop_) break;
         batch.swap(queue_);
+        stats_.queued_bytes = 0;
       }
-      if (writer == nullptr) {
-        absl::MutexLock l(&mu_);
-        ctx_ = std::make_unique<grpc::ClientContext>();
-        writer = stub->Stream(ctx_.get(), &ack);
-      }
+      size_t sent = 0;
       bool ok = true;
-      for (const Message& m : batch) {
-        if (!(ok = writer->Write(ToProto(m)))) break;
+      for (Message& m : batch) {
+        if (m.type == MessageType::kSnapshot) {
+          SendSnapshot(*stub, std::move(m));
+        } else if (!(ok = WriteToStream(*stub, writer, ack, m))) {
+          break;
+        }
+        ++sent;
       }
       if (ok) {
         backoff = absl::Milliseconds(10);
         continue;
       }
-      // The stream broke: drop what is queued, back off, reconnect on the next message.
-      writer->Finish();
+      // The stream broke or timed out: drop what is queued, back off, reconnect on the next
+      // message.
+      if (writer != nullptr) writer->Finish();
       writer.reset();
       absl::MutexLock l(&mu_);
       ctx_.reset();
+      stats_.dropped += batch.size() - sent + queue_.size();
       queue_.clear();
+      stats_.queued_bytes = 0;
       auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
       mu_.AwaitWithTimeout(absl::Condition(&stopped), backoff);
       backoff = std::min(backoff * 2, absl::Seconds(1));
     }
     if (writer != nullptr) {
-      writer->WritesDone();
+      {
+        absl::MutexLock l(&mu_);
+        ctx_->TryCancel();  // stopping: do not wait for a slow peer to drain the stream
+      }
       writer->Finish();
     }
   }
 
+  // Opens the stream if needed and writes `m`, both under the watchdog. False if the stream
+  // failed, timed out, or the peer is stopping.
+  bool WriteToStream(pb::RaftTransport::Stub& stub, Writer& writer, pb::StreamAck& ack,
+                     const Message& m) {
+    if (writer == nullptr) {
+      grpc::ClientContext* ctx;
+      {
+        absl::MutexLock l(&mu_);
+        if (stop_) return false;
+        ctx_ = std::make_unique<grpc::ClientContext>();
+        ctx = ctx_.get();
+      }
+      BeginWrite();
+      writer = stub.Stream(ctx, &ack);
+      EndWrite();
+    }
+    BeginWrite();
+    bool ok = writer->Write(ToProto(m));
+    EndWrite();
+    return ok;
+  }
+
+  void BeginWrite() {
+    absl::MutexLock l(&mu_);
+    writing_ = true;
+    ++write_seq_;
+  }
+  void EndWrite() {
+    absl::MutexLock l(&mu_);
+    writing_ = false;
+    ++write_seq_;
+  }
+
+  // Cancels the stream when one write (or the stream setup) lasts longer than message_timeout.
+  void Watchdog() {
+    absl::MutexLock l(&mu_);
+    for (;;) {
+      auto busy = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || writing_; };
+      mu_.Await(absl::Condition(&busy));
+      if (stop_) return;
+      const uint64_t seq = write_seq_;
+      auto moved = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || write_seq_ != seq;
+      };
+      if (mu_.AwaitWithTimeout(absl::Condition(&moved), options_.message_timeout)) continue;
+      LOG(WARNING) << "raft peer " << address_ << ": a write took longer than "
+                   << options_.message_timeout << "; cancelling the stream";
+      ++stats_.timeouts;
+      if (ctx_ != nullptr) ctx_->TryCancel();
+      mu_.Await(absl::Condition(&moved));
+    }
+  }
+
+  // One InstallSnapshot call: the message's metadata, then the data in chunks. Failures are
+  // counted and otherwise ignored: Raft resends a snapshot that is not acknowledged.
+  void SendSnapshot(pb::RaftTransport::Stub& stub, Message m) {
+    std::string data = std::move(m.snapshot.data);
+    m.snapshot.data.clear();
+    grpc::ClientContext ctx;
+    absl::Duration timeout =
+        options_.snapshot_timeout +
+        absl::Seconds(static_cast<double>(data.size()) /
+                      static_cast<double>(std::max<uint64_t>(options_.snapshot_bytes_per_second, 1)));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    {
+      absl::MutexLock l(&mu_);
+      if (stop_) return;
+      snapshot_ctx_ = &ctx;
+    }
+    pb::SnapshotAck ack;
+    std::unique_ptr<grpc::ClientWriter<pb::SnapshotChunk>> writer = stub.InstallSnapshot(&ctx, &ack);
+    const size_t chunk_bytes = std::max<size_t>(options_.snapshot_chunk_bytes, 1);
+    size_t offset = 0;
+    bool ok = true;
+    do {
+      pb::SnapshotChunk chunk;
+      if (offset == 0) {
+        *chunk.mutable_header() = ToProto(m);
+        chunk.set_total_size(data.size());
+        chunk.set_checksum(Checksum(data));
+      }
+      size_t n = std::min(chunk_bytes, data.size() - offset);
+      chunk.set_offset(offset);
+      chunk.set_data(data.data() + offset, n);
+      offset += n;
+      chunk.set_last(offset == data.size());
+      ok = writer->Write(chunk);
+    } while (ok && offset < data.size());
+    if (ok) writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    absl::MutexLock l(&mu_);
+    snapshot_ctx_ = nullptr;
+    if (status.ok()) {
+      ++stats_.snapshots_sent;
+    } else {
+      ++stats_.snapshot_failures;
+      LOG(WARNING) << "raft peer " << address_ << ": snapshot transfer failed: "
+                   << status.error_message();
+    }
+  }
+
   const std::string address_;
+  const GrpcTransportOptions options_;
   std::thread thread_;
-  absl::Mutex mu_;
+  std::thread watchdog_;
+  mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<Message> queue_ ABSL_GUARDED_BY(mu_);
+  PeerStats stats_ ABSL_GUARDED_BY(mu_);
+  // The open stream's context (null between streams) and the running snapshot call's.
   std::unique_ptr<grpc::ClientContext> ctx_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* snapshot_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The sender thread is inside a stream write (or stream setup); write_seq_ changes at the
+  // start and end of each.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t write_seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-GrpcTransport::GrpcTransport() : service_(std::make_unique<Service>(this)) {}
+GrpcTransport::GrpcTransport(const GrpcTransportOptions& options)
+    : options_(options),
+      service_(std::make_unique<Service>(this, options.max_snapshot_bytes)) {}
 
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
-    const std::string& listen_address) {
-  std::unique_ptr<GrpcTransport> t(new GrpcTransport());
+    const std::string& listen_address, const GrpcTransportOptions& options) {
+  std::unique_ptr<GrpcTransport> t(new GrpcTransport(options));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &t->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -184,18 +408,21 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   return t;
 }
 
-std::unique_ptr<GrpcTransport> GrpcTransport::CreateOn(grpc::ServerBuilder* builder) {
-  std::unique_ptr<GrpcTransport> t(new GrpcTransport());
+std::unique_ptr<GrpcTransport> GrpcTransport::CreateOn(grpc::ServerBuilder* builder,
+                                                       const GrpcTransportOptions& options) {
+  std::unique_ptr<GrpcTransport> t(new GrpcTransport(options));
   builder->RegisterService(t->service_.get());
   return t;
 }
 
 GrpcTransport::~GrpcTransport() {
+  std::map<uint64_t, std::unique_ptr<Peer>> peers;
   {
     absl::MutexLock l(&mu_);
-    peers_.clear();
+    peers.swap(peers_);
     handler_ = nullptr;
   }
+  peers.clear();  // joins the sender threads outside mu_
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   }
@@ -207,13 +434,24 @@ void GrpcTransport::SetHandler(Handler handler) {
 }
 
 void GrpcTransport::AddPeer(uint64_t id, const std::string& address) {
-  absl::MutexLock l(&mu_);
-  peers_[id] = std::make_unique<Peer>(address);
+  auto peer = std::make_unique<Peer>(address, options_);
+  std::unique_ptr<Peer> old;
+  {
+    absl::MutexLock l(&mu_);
+    old = std::move(peers_[id]);
+    peers_[id] = std::move(peer);
+  }
 }
 
 void GrpcTransport::RemovePeer(uint64_t id) {
-  absl::MutexLock l(&mu_);
-  peers_.erase(id);
+  std::unique_ptr<Peer> old;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    old = std::move(it->second);
+    peers_.erase(it);
+  }
 }
 
 void GrpcTransport::Send(std::vector<Message> msgs) {
@@ -223,6 +461,14 @@ void GrpcTransport::Send(std::vector<Message> msgs) {
     if (it != peers_.end()) it->second->Enqueue(std::move(m));
   }
 }
+
+PeerStats GrpcTransport::peer_stats(uint64_t id) const {
+  absl::MutexLock l(&mu_);
+  auto it = peers_.find(id);
+  return it == peers_.end() ? PeerStats{} : it->second->stats();
+}
+
+InboundStats GrpcTransport::inbound_stats() const { return service_->stats(); }
 
 void GrpcTransport::Deliver(Message m) {
   // Called under mu_ so the handler cannot be reset (and its node freed) mid-call.

@@ -1,9 +1,16 @@
-// GrpcTransport: wire conversion, and three RaftNodes replicating over loopback gRPC.
+// GrpcTransport: wire conversion, three RaftNodes replicating over loopback gRPC, chunked
+// snapshots (torn, corrupt and retried transfers), and a stuck peer that must cost nothing but
+// its own bounded queue.
 #include "raft/grpc_transport.h"
 
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "xxhash.h"
 
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -16,6 +23,50 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::vigil::testing::IsOk;
+namespace pb = ::vigil::raft::v1;
+
+// An inbound handler that keeps what it receives.
+class Inbox {
+ public:
+  Transport::Handler handler() {
+    return [this](Message m) {
+      absl::MutexLock l(&mu_);
+      msgs_.push_back(std::move(m));
+    };
+  }
+  std::vector<Message> msgs() const {
+    absl::MutexLock l(&mu_);
+    return msgs_;
+  }
+  size_t size() const {
+    absl::MutexLock l(&mu_);
+    return msgs_.size();
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<Message> msgs_ ABSL_GUARDED_BY(mu_);
+};
+
+std::string Address(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+Message SnapshotMessage(std::string data) {
+  Message m;
+  m.type = MessageType::kSnapshot;
+  m.from = 1;
+  m.to = 2;
+  m.term = 3;
+  m.snapshot.metadata = SnapshotMetadata{500, 3, ConfState{{1, 2, 3}, {}}};
+  m.snapshot.data = std::move(data);
+  return m;
+}
 
 TEST(GrpcTransportTest, ProtoRoundTrip) {
   Message m;
@@ -79,6 +130,193 @@ TEST(GrpcTransportTest, ThreeNodesReplicateOverLoopback) {
   for (auto& n : nodes) n.reset();
   for (auto& t : transports) t.reset();
   std::filesystem::remove_all(root);
+}
+
+// A snapshot larger than one chunk travels in 1 MiB chunks and arrives whole.
+TEST(GrpcTransportSnapshotTest, LargerThanOneChunkArrivesWhole) {
+  ASSERT_OK_AND_ASSIGN(auto sender, GrpcTransport::Create("127.0.0.1:0"));
+  ASSERT_OK_AND_ASSIGN(auto receiver, GrpcTransport::Create("127.0.0.1:0"));
+  Inbox inbox;
+  receiver->SetHandler(inbox.handler());
+  sender->AddPeer(2, Address(receiver->port()));
+  const std::string data = RandomBytes((5 << 20) / 2 + 17, 1);  // 2.5 MiB: 3 chunks
+  sender->Send({SnapshotMessage(data)});
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 1; }));
+  Message got = inbox.msgs()[0];
+  EXPECT_EQ(got.type, MessageType::kSnapshot);
+  EXPECT_EQ(got.snapshot.metadata.index, 500u);
+  EXPECT_EQ(got.snapshot.metadata.conf_state, (ConfState{{1, 2, 3}, {}}));
+  EXPECT_TRUE(got.snapshot.data == data);
+  EXPECT_EQ(receiver->inbound_stats().snapshot_chunks, 3u);
+  EXPECT_EQ(receiver->inbound_stats().snapshots_received, 1u);
+  EXPECT_TRUE(Eventually([&] { return sender->peer_stats(2).snapshots_sent == 1; }));
+  // The stream for ordinary messages is unaffected.
+  Message hb;
+  hb.type = MessageType::kHeartbeat;
+  hb.to = 2;
+  sender->Send({hb});
+  EXPECT_TRUE(Eventually([&] { return inbox.size() == 2; }));
+}
+
+// Writes `chunks` to the receiver's InstallSnapshot directly and returns the call's status.
+grpc::Status SendChunks(int port, const std::vector<pb::SnapshotChunk>& chunks) {
+  auto stub = pb::RaftTransport::NewStub(
+      grpc::CreateChannel(Address(port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  pb::SnapshotAck ack;
+  auto writer = stub->InstallSnapshot(&ctx, &ack);
+  for (const pb::SnapshotChunk& c : chunks) {
+    if (!writer->Write(c)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+// The chunks a sender would produce for `data`, `chunk` bytes each.
+std::vector<pb::SnapshotChunk> Chunk(const std::string& data, size_t chunk) {
+  std::vector<pb::SnapshotChunk> out;
+  for (size_t off = 0; off < data.size(); off += chunk) {
+    pb::SnapshotChunk c;
+    if (off == 0) {
+      Message header = SnapshotMessage("");
+      *c.mutable_header() = ToProto(header);
+      c.set_total_size(data.size());
+      c.set_checksum(XXH64(data.data(), data.size(), 0));
+    }
+    c.set_offset(off);
+    c.set_data(data.substr(off, chunk));
+    c.set_last(off + chunk >= data.size());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// A transfer that breaks off after two of three chunks is discarded; Raft's resend of the
+// snapshot then installs it whole.
+TEST(GrpcTransportSnapshotTest, TornTransferIsDiscardedThenRetried) {
+  ASSERT_OK_AND_ASSIGN(auto receiver, GrpcTransport::Create("127.0.0.1:0"));
+  Inbox inbox;
+  receiver->SetHandler(inbox.handler());
+  const std::string data = RandomBytes(300000, 2);
+  std::vector<pb::SnapshotChunk> chunks = Chunk(data, 100000);
+  ASSERT_EQ(chunks.size(), 3u);
+  chunks.pop_back();
+  grpc::Status torn = SendChunks(receiver->port(), chunks);
+  EXPECT_EQ(torn.error_code(), grpc::StatusCode::ABORTED) << torn.error_message();
+  EXPECT_EQ(receiver->inbound_stats().snapshots_rejected, 1u);
+  EXPECT_EQ(inbox.size(), 0u);
+
+  GrpcTransportOptions options;
+  options.snapshot_chunk_bytes = 100000;
+  ASSERT_OK_AND_ASSIGN(auto sender, GrpcTransport::Create("127.0.0.1:0", options));
+  sender->AddPeer(2, Address(receiver->port()));
+  sender->Send({SnapshotMessage(data)});
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 1; }));
+  EXPECT_TRUE(inbox.msgs()[0].snapshot.data == data);
+  EXPECT_EQ(receiver->inbound_stats().snapshots_received, 1u);
+}
+
+// Corrupt, reordered or overlong transfers are rejected and never delivered.
+TEST(GrpcTransportSnapshotTest, BadTransfersAreRejected) {
+  ASSERT_OK_AND_ASSIGN(auto receiver, GrpcTransport::Create("127.0.0.1:0"));
+  Inbox inbox;
+  receiver->SetHandler(inbox.handler());
+  const std::string data = RandomBytes(3000, 3);
+  struct Case {
+    const char* name;
+    std::function<void(std::vector<pb::SnapshotChunk>&)> mangle;
+    grpc::StatusCode code;
+  };
+  const Case cases[] = {
+      {"flipped byte", [](auto& c) { (*c[1].mutable_data())[5] ^= 1; },
+       grpc::StatusCode::DATA_LOSS},
+      {"reordered", [](auto& c) { std::swap(c[1], c[2]); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"gap", [](auto& c) { c.erase(c.begin() + 1); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"overlong", [](auto& c) { c[2].mutable_data()->append("x"); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"no header", [](auto& c) { c[0].clear_header(); }, grpc::StatusCode::INVALID_ARGUMENT},
+  };
+  uint64_t rejected = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<pb::SnapshotChunk> chunks = Chunk(data, 1000);
+    ASSERT_EQ(chunks.size(), 3u);
+    c.mangle(chunks);
+    EXPECT_EQ(SendChunks(receiver->port(), chunks).error_code(), c.code);
+    EXPECT_EQ(receiver->inbound_stats().snapshots_rejected, ++rejected);
+  }
+  // The unmangled transfer is accepted, so the cases above fail for the reason they name.
+  EXPECT_TRUE(SendChunks(receiver->port(), Chunk(data, 1000)).ok());
+  ASSERT_EQ(inbox.size(), 1u);
+  EXPECT_TRUE(inbox.msgs()[0].snapshot.data == data);
+}
+
+// A peer whose server accepts the stream and then never reads: Raft's service, stuck.
+class StuckService final : public pb::RaftTransport::Service {
+ public:
+  ~StuckService() override { Release(); }
+  grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReader<pb::Message>* reader,
+                      pb::StreamAck* ack) override {
+    while (!release_.WaitForNotificationWithTimeout(absl::Milliseconds(20)) &&
+           !ctx->IsCancelled()) {
+    }
+    return grpc::Status::OK;
+  }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  absl::Notification release_;
+};
+
+// A stuck peer times out (message_timeout), keeps at most its byte bound queued, and does not
+// delay messages to a healthy peer.
+TEST(GrpcTransportDeadlineTest, StuckPeerDoesNotBlockOthers) {
+  StuckService stuck;
+  int stuck_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &stuck_port);
+  builder.RegisterService(&stuck);
+  std::unique_ptr<grpc::Server> stuck_server = builder.BuildAndStart();
+  ASSERT_NE(stuck_server, nullptr);
+
+  GrpcTransportOptions options;
+  options.message_timeout = absl::Milliseconds(300);
+  options.max_queued_bytes = 4 << 20;
+  ASSERT_OK_AND_ASSIGN(auto sender, GrpcTransport::Create("127.0.0.1:0", options));
+  ASSERT_OK_AND_ASSIGN(auto healthy, GrpcTransport::Create("127.0.0.1:0"));
+  Inbox inbox;
+  healthy->SetHandler(inbox.handler());
+  sender->AddPeer(2, Address(stuck_port));
+  sender->AddPeer(3, Address(healthy->port()));
+
+  const std::string big(1 << 20, 'b');
+  size_t sent_to_healthy = 0;
+  uint64_t max_queued_bytes = 0;
+  // Keep a 1 MiB append flowing to the stuck peer until its flow-control window is full and a
+  // write outlives the deadline; a heartbeat goes to the healthy peer each round.
+  ASSERT_TRUE(Eventually([&] {
+    Message app;
+    app.type = MessageType::kAppend;
+    app.to = 2;
+    app.entries.push_back(Entry{1, 1, EntryType::kNormal, big});
+    Message hb;
+    hb.type = MessageType::kHeartbeat;
+    hb.to = 3;
+    sender->Send({app, hb});
+    ++sent_to_healthy;
+    max_queued_bytes = std::max(max_queued_bytes, sender->peer_stats(2).queued_bytes);
+    return sender->peer_stats(2).timeouts >= 1;
+  }));
+  EXPECT_TRUE(Eventually([&] { return inbox.size() == sent_to_healthy; }));
+  EXPECT_LE(max_queued_bytes, options.max_queued_bytes);
+  EXPECT_GT(sender->peer_stats(2).dropped, 0u);
+  EXPECT_EQ(sender->peer_stats(3).timeouts, 0u);
+  EXPECT_EQ(sender->peer_stats(3).dropped, 0u);
+  stuck.Release();
+  sender.reset();
+  stuck_server->Shutdown();
 }
 
 }  // namespace
