@@ -15,6 +15,7 @@ the run's time is up; stop() heals whatever is still active.
   clock-strobe    a node's clock flips between +-20 s and 0 every ~1 s
   membership      add/remove/replace nodes with `vigilctl cluster`
   all             kill, pause, partition (and clock ones with --faketime)
+  a,b,...         the listed ones in turn, one per fault (e.g. kill,partition)
 """
 
 import random
@@ -103,7 +104,7 @@ class Nemesis:
             if self.run.faketime:
                 ks += CLOCKS
             return ks
-        return [self.kind]
+        return self.kind.split(",")
 
     def validate(self):
         for k in self.kinds():
@@ -134,7 +135,11 @@ class Nemesis:
                 quiet = self.rng.uniform(cfg.quiet_min, cfg.quiet_max)
                 if self._stop.wait(quiet) or self.run.now() + 1 >= end_time:
                     break
-                kind = self.rng.choice(self.kinds())
+                kinds = self.kinds()
+                if "," in self.kind:  # an explicit list: in turn, so each one runs
+                    kind = kinds[len(self.windows) % len(kinds)]
+                else:
+                    kind = self.rng.choice(kinds)
                 duration = min(self.rng.uniform(cfg.fault_min, cfg.fault_max),
                                max(0.5, end_time - self.run.now()))
                 self._begin(kind)
@@ -158,6 +163,18 @@ class Nemesis:
 
     def _record(self, f, name, value):
         self.run.history.add(type="info", process="nemesis", f=f, name=name, value=value)
+
+    def begin_window(self, name, desc):
+        """For a workload that drives its own fault (stale-read): records the
+        fault's start in the history and the timeline; end with end_window."""
+        window = [self.run.now(), None, name]
+        self.windows.append(window)
+        self._record("start", name, desc)
+        return window
+
+    def end_window(self, window, desc):
+        window[1] = self.run.now()
+        self._record("stop", window[2], desc)
 
     def _begin(self, kind):
         if kind == "partition":

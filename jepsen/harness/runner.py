@@ -43,8 +43,12 @@ def find_binary(explicit, name, sub):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="jepsen/run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workload", choices=sorted(workloads.WORKLOADS), default="samples")
-    p.add_argument("--nemesis", choices=nemesis_mod.ALL_NEMESES, default="none")
+    p.add_argument("--workload", default="samples",
+                   help="one of %s, or several joined by commas (run side by side, "
+                   "each with --clients clients)" % ", ".join(sorted(workloads.WORKLOADS)))
+    p.add_argument("--nemesis", default="none",
+                   help="one of %s, or several joined by commas (one at random per fault)"
+                   % ", ".join(nemesis_mod.ALL_NEMESES))
     p.add_argument("--nodes", type=int, default=3, help="1 to 5")
     p.add_argument("--time", type=float, default=60, help="seconds of load and faults")
     p.add_argument("--seed", type=int, default=None, help="the nemesis schedule's seed")
@@ -57,13 +61,20 @@ def parse_args(argv):
     p.add_argument("--op-interval", type=float, default=0.01, help="pause after an ok op")
     p.add_argument("--retry-interval", type=float, default=0.1, help="pause after a failed op")
     p.add_argument("--max-ops-per-client", type=int, default=100000)
-    p.add_argument("--op-timeout", type=float, default=5.0)
+    p.add_argument("--op-timeout", type=float, default=8.0,
+                   help="client timeout (s); above vigild's 5 s write and Raft deadlines, so "
+                   "their answers arrive as definite outcomes")
     p.add_argument("--quiet-min", type=float, default=2.0)
     p.add_argument("--quiet-max", type=float, default=5.0)
     p.add_argument("--fault-min", type=float, default=3.0)
     p.add_argument("--fault-max", type=float, default=8.0)
     p.add_argument("--settle", type=float, default=5.0, help="seconds between healing and reads")
     p.add_argument("--ready-timeout", type=float, default=60.0)
+    p.add_argument("--cluster-timeout", type=float, default=120.0,
+                   help="how long a clustered run waits for every node to agree on a leader "
+                   "(at the start, and after healing)")
+    p.add_argument("--probe-rounds", type=int, default=6,
+                   help="stale-read workload: most isolate-the-leader rounds")
     p.add_argument("--read-timeout", type=float, default=60.0)
     p.add_argument("--check-timeout", type=float, default=120.0)
     p.add_argument("--faketime", action="store_true",
@@ -77,6 +88,18 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if not args.cleanup and not 1 <= args.nodes <= 5:
         p.error("--nodes must be 1 to 5")
+    args.workloads = args.workload.split(",")
+    for w in args.workloads:
+        if w not in workloads.WORKLOADS:
+            p.error("unknown workload %r (one of %s)" % (w, ", ".join(sorted(workloads.WORKLOADS))))
+    if len(set(args.workloads)) != len(args.workloads):
+        p.error("--workload lists a workload twice")
+    for n in args.nemesis.split(","):
+        if n not in nemesis_mod.ALL_NEMESES:
+            p.error("unknown nemesis %r (one of %s)" % (n, ", ".join(nemesis_mod.ALL_NEMESES)))
+    if "stale-read" in args.workloads and (args.nemesis != "none" or len(args.workloads) > 1):
+        p.error("the stale-read workload drives its own partitions: use it alone, "
+                "with --nemesis none")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1 << 31)
     return args
@@ -135,7 +158,8 @@ class Run:
         self.nemesis = None
         self.tearing_down = False
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.name = "%s-%s-%s-n%d-s%d-%s" % (stamp, cfg.workload, cfg.nemesis, cfg.nodes,
+        self.name = "%s-%s-%s-n%d-s%d-%s" % (stamp, cfg.workload.replace(",", "+"),
+                                             cfg.nemesis.replace(",", "+"), cfg.nodes,
                                              cfg.seed, self.tag)
         self.out_dir = os.path.join(cfg.store, self.name)
         self.state_dir = os.path.join(nodes_mod.STATE_ROOT, self.tag)
@@ -160,9 +184,10 @@ class Run:
         wire.load_protos(os.path.join(self.state_dir, "gen"))
         helptext = subprocess.run([binary, "--helpfull"], capture_output=True, text=True,
                                   timeout=30).stdout
-        if cfg.faketime or cfg.nemesis in nemesis_mod.CLOCKS or cfg.nemesis == "all":
+        kinds = set(cfg.nemesis.split(","))
+        if cfg.faketime or kinds & set(nemesis_mod.CLOCKS + ["all"]):
             self.faketime = nodes_mod.faketime_lib()
-            if self.faketime is None and cfg.nemesis != "all":
+            if self.faketime is None and kinds & set(nemesis_mod.CLOCKS):
                 raise nemesis_mod.Unsupported("libfaketime is not installed")
         self.nemesis = nemesis_mod.make(self, cfg.nemesis, cfg.seed)  # Unsupported early
         # Not from the seed: parallel runs with one seed must not pick the same subnet.
@@ -172,8 +197,9 @@ class Run:
         if cfg.nodes > 1:
             if "-peers" in helptext:
                 self.clustered = True
-                self.peers_flag = ",".join("%d=%s:%d" % (i, ip, nodes_mod.GRPC_PORT)
-                                           for i, ip in sorted(self.net.ips.items()))
+                self.peers_flag = ",".join(
+                    "%d=%s:%d/%s:%d" % (i, ip, nodes_mod.GRPC_PORT, ip, nodes_mod.HTTP_PORT)
+                    for i, ip in sorted(self.net.ips.items()))
             else:
                 self.notes.append("vigild has no --peers flag: %d independent nodes; the samples "
                                   "checker holds each node to what it acknowledged itself"
@@ -190,23 +216,59 @@ class Run:
                 hint = " (under libfaketime: it may interfere)" if self.faketime else ""
                 raise RuntimeError("node %d did not become ready in %.0fs%s; see %s"
                                    % (node.id, cfg.ready_timeout, hint, node.log_path))
+        if self.clustered:
+            status = self.wait_cluster(cfg.cluster_timeout)
+            if status is None:
+                raise RuntimeError("the %d nodes did not form a cluster (bootstrapped, one "
+                                   "leader every node agrees on) in %.0fs; see %s/n*.log"
+                                   % (cfg.nodes, cfg.cluster_timeout, self.out_dir))
 
     # --- helpers the nemeses use ---------------------------------------------------
 
-    def find_leader(self):
-        for node in self.nodes.values():
+    def cluster_status(self, ids=None, timeout=2.0):
+        """{node id: GET /api/v1/status/cluster document} of the running nodes asked."""
+        out = {}
+        for i in sorted(self.nodes) if ids is None else ids:
+            node = self.nodes[i]
             if not node.alive() or node.paused:
                 continue
-            doc = nodes_mod.http_get_json(node.ip, node.http_port, STATUS_PATH)
+            doc = nodes_mod.http_get_json(node.ip, node.http_port, STATUS_PATH, timeout=timeout)
             if isinstance(doc, dict):
-                leader = doc.get("leader_id", doc.get("leader"))
-                if isinstance(leader, dict):
-                    leader = leader.get("id")
-                try:
-                    if int(leader) in self.nodes:
-                        return int(leader)
-                except (TypeError, ValueError):
-                    pass
+                out[i] = doc
+        return out
+
+    def find_leader(self, ids=None):
+        """The leader of the highest term any answering node reports, or None."""
+        best = None
+        for doc in self.cluster_status(ids).values():
+            leader = _leader_of(doc)
+            if leader in self.nodes:
+                term = int(doc.get("term") or 0)
+                if best is None or term > best[0]:
+                    best = (term, leader)
+        return None if best is None else best[1]
+
+    def wait_cluster(self, timeout, ids=None):
+        """Polls until every node in `ids` (default all) runs, reports the cluster
+        bootstrapped with all members, and names the same leader in the same
+        term. Returns {"leader", "term", "waited_s"} or None at the timeout."""
+        ids = sorted(self.nodes) if ids is None else sorted(ids)
+        start = time.monotonic()
+        deadline = start + timeout
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            docs = self.cluster_status(ids)
+            views = {(_leader_of(d), int(d.get("term") or 0)) for d in docs.values()}
+            if (len(docs) == len(ids) and len(views) == 1
+                    and all(d.get("bootstrapped") is True
+                            and len(d.get("members") or []) == len(self.nodes)
+                            for d in docs.values())):
+                leader, term = views.pop()
+                if leader in self.nodes:
+                    res = {"leader": leader, "term": term,
+                           "waited_s": round(time.monotonic() - start, 3)}
+                    self.history.add(type="info", process="harness", f="cluster", value=res)
+                    return res
+            time.sleep(0.25)
         return None
 
     def membership_unsupported(self):
@@ -249,22 +311,29 @@ class Run:
 
     def execute(self):
         cfg = self.cfg
-        workload = workloads.WORKLOADS[cfg.workload](self)
+        wls = [workloads.WORKLOADS[w](self) for w in cfg.workloads]
         nemesis = self.nemesis
-        try:
-            workload.setup()
-        except workloads.Unsupported as e:
-            return self.finish({"workload": {"valid": "unsupported", "reason": str(e)}},
-                               nemesis, unsupported=True)
+        for wl in wls:
+            try:
+                wl.setup()
+            except workloads.Unsupported as e:
+                return self.finish({wl.name: {"valid": "unsupported", "reason": str(e)}},
+                                   nemesis, unsupported=True)
         poller = threading.Thread(target=self.raft_poller, daemon=True, name="raft")
         poller.start()
         end = self.now() + cfg.time
-        clients = [threading.Thread(target=self._client, args=(workload, p, end), daemon=True,
-                                    name="client-%d" % p) for p in range(cfg.clients)]
+        clients = []
+        for k, wl in enumerate(wls):  # processes k*clients .. k*clients+clients-1
+            for p in range(k * cfg.clients, (k + 1) * cfg.clients):
+                clients.append(threading.Thread(target=self._client, args=(wl, p, end),
+                                                daemon=True, name="%s-%d" % (wl.name, p)))
         for t in clients:
             t.start()
         nemesis.start(end)
-        while self.now() < end and not self.stopping.is_set():
+        # Until the time is up, or every client finished early (its op budget, or a
+        # scenario like stale-read that ends itself).
+        while (self.now() < end and not self.stopping.is_set()
+               and any(t.is_alive() for t in clients)):
             time.sleep(0.2)
         nemesis.stop()
         for t in clients:
@@ -274,10 +343,14 @@ class Run:
         for node in self.nodes.values():
             if not node.alive():
                 self.errors.append("node %d is not running after healing" % node.id)
+        if self.clustered and self.wait_cluster(cfg.cluster_timeout) is None:
+            self.errors.append("after healing, the nodes did not agree on one leader within "
+                               "%.0fs" % cfg.cluster_timeout)
         time.sleep(cfg.settle)
         checks = {}
-        checks[cfg.workload] = workload.check()
-        workload.close()
+        for wl in wls:
+            checks[wl.name] = wl.check()
+            wl.close()
         self.stopping.set()
         poller.join(timeout=10)
         if self.raft_supported:
@@ -346,6 +419,16 @@ class Run:
             os.remove(os.path.join(self.state_dir, "owner"))
         else:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _leader_of(doc):
+    leader = doc.get("leader_id", doc.get("leader"))
+    if isinstance(leader, dict):
+        leader = leader.get("id")
+    try:
+        return int(leader)
+    except (TypeError, ValueError):
+        return None
 
 
 def _raise_interrupt(signum, frame):

@@ -4,13 +4,14 @@ samples   clients write unique samples (gRPC Ingest.Write and remote-write, to
           random nodes); after healing and settling, every node is read back
           (Query.Select raw samples; HTTP range-vector query as a fallback).
 register  read / write / compare-and-set on registers kept in the Raft state
-          machine, through the admin HTTP API below; "unsupported" until a
-          vigild serves it:
+          machine, through the admin HTTP API below (cluster/control_http.cc);
+          "unsupported" when vigild does not serve it (no --peers):
             GET  /api/v1/admin/registers/KEY      200 {"value": s|null, "version": n}
             PUT  /api/v1/admin/registers/KEY      {"value": s} -> 200 {"version": n}
-            POST /api/v1/admin/registers/KEY/cas  {"expected_version": n, "value": s}
+            POST /api/v1/admin/registers/KEY/cas  {"expected_value": s, "value": s}
                  -> 200 {"ok": true, "version": n} | 409 {"ok": false, "value", "version"}
           503 / timeouts are unknown outcomes; 4xx other than 409 are failures.
+stale-read  the planted-bug scenario on registers (StaleReadWorkload below).
 """
 
 import http.client
@@ -21,6 +22,7 @@ import time
 import urllib.parse
 
 from checkers import linearizable, samples as samples_checker
+from harness import nemesis as nemesis_mod
 from harness import wire
 
 METRIC = "jepsen_samples"
@@ -79,14 +81,15 @@ class SamplesWorkload:
                 self.first_ts = rows[0][1] if self.first_ts is None else self.first_ts
                 self.last_ts = max(self.last_ts or 0, rows[-1][1])
             hist.add(type="invoke", process=p, f="write", node=node, proto=proto,
-                     value={"samples": rows})
+                     workload=self.name, value={"samples": rows})
             client = self.client_for(p, node)
             pts = [(ts, v) for _, ts, v in rows]
             if proto == "grpc":
                 out = client.write_grpc(self.labels(p), pts)
             else:
                 out = client.write_remote(self.labels(p), pts)
-            ev = dict(type=out.kind, process=p, f="write", node=node, proto=proto)
+            ev = dict(type=out.kind, process=p, f="write", node=node, proto=proto,
+                      workload=self.name)
             if out.error:
                 ev["error"] = out.error
             if out.value:
@@ -136,8 +139,7 @@ class SamplesWorkload:
     def check(self):
         reads = self.final_reads()
         scope = "all" if self.run.clustered or len(self.run.nodes) == 1 else "per-node"
-        events = self.run.history.events
-        return samples_checker.check(events, reads, scope=scope)
+        return samples_checker.check(own_events(self.run, self.name), reads, scope=scope)
 
     def close(self):
         for c in self.clients.values():
@@ -155,6 +157,12 @@ def http_range_read(node, tag, start_ms, end_ms):
     data = json.loads(body)["data"]
     return [(s["metric"], [(int(round(float(t) * 1000)), float(v)) for t, v in s["values"]])
             for s in data["result"]]
+
+
+def own_events(run, workload):
+    """The client events of one workload (several may share a run's history)."""
+    return [e for e in run.history.events
+            if isinstance(e.get("process"), int) and e.get("workload") == workload]
 
 
 def _http(node, method, path, body, timeout):
@@ -191,17 +199,18 @@ class RegisterWorkload:
             raise Unsupported("vigild serves no register API (GET %s: 404); it comes with "
                               "the cluster (issue 5)" % self.path("KEY"))
 
-    def _op(self, node, f, key, value):
+    def _op(self, node, f, key, value, timeout=None):
+        timeout = timeout or self.run.cfg.op_timeout
         try:
             if f == "read":
-                status, body = _http(node, "GET", self.path(key), None, self.run.cfg.op_timeout)
+                status, body = _http(node, "GET", self.path(key), None, timeout)
             elif f == "write":
                 status, body = _http(node, "PUT", self.path(key), {"value": value["value"]},
-                                     self.run.cfg.op_timeout)
+                                     timeout)
             else:
                 status, body = _http(node, "POST", self.path(key) + "/cas",
                                      {"expected_value": value["from"], "value": value["to"]},
-                                     self.run.cfg.op_timeout)
+                                     timeout)
         except ConnectionRefusedError as e:
             return "fail", {"error": repr(e)}
         except (OSError, http.client.HTTPException) as e:
@@ -237,21 +246,118 @@ class RegisterWorkload:
                 value = {"value": str(rng.randrange(5))}
             elif f == "cas":
                 value = {"from": str(rng.randrange(5)), "to": str(rng.randrange(5))}
-            hist.add(type="invoke", process=p, f=f, key=key, node=node_id, value=value)
-            kind, out = self._op(self.run.nodes[node_id], f, key, value)
-            ev = dict(type=kind, process=p, f=f, key=key, node=node_id)
-            if "error" in out:
-                ev["error"] = out.pop("error")
-            ev["value"] = out
-            hist.add(**ev)
+            kind, _ = self.op(p, node_id, f, key, value)
             self.run.stopping.wait(cfg.op_interval if kind == "ok" else cfg.retry_interval)
 
+    def op(self, p, node_id, f, key, value, timeout=None):
+        """One operation, recorded as invoke + completion. Returns (kind, output)."""
+        hist = self.run.history
+        hist.add(type="invoke", process=p, f=f, key=key, node=node_id, value=value,
+                 workload=self.name)
+        kind, out = self._op(self.run.nodes[node_id], f, key, value, timeout)
+        ev = dict(type=kind, process=p, f=f, key=key, node=node_id, workload=self.name)
+        if "error" in out:
+            ev["error"] = out.pop("error")
+        ev["value"] = out
+        hist.add(**ev)
+        return kind, out
+
     def check(self):
-        events = [e for e in self.run.history.events if isinstance(e.get("process"), int)]
-        return linearizable.check(events, timeout_s=self.run.cfg.check_timeout)
+        return linearizable.check(own_events(self.run, self.name),
+                                  timeout_s=self.run.cfg.check_timeout)
 
     def close(self):
         pass
 
 
-WORKLOADS = {"samples": SamplesWorkload, "register": RegisterWorkload}
+class StaleReadWorkload(RegisterWorkload):
+    """A targeted register scenario for the planted stale-read bug.
+
+    Round r (one client, one key): write "r<r>-before" through the leader L;
+    isolate L (iptables, as partition-leader); wait until the majority has a
+    newer leader; write "r<r>-after" through it until acknowledged; read the
+    key from L; heal and wait for one agreed leader. The history is checked
+    like any register history: a read from L that answers "before" after
+    "after" was acknowledged is a linearizability violation. A correct vigild
+    cannot answer that read (its ReadIndex barrier needs a quorum: 503 or a
+    timeout, recorded as info), so the run is valid; with the test-only
+    --unsafe_stale_register_reads it answers from L's stale state and the run
+    must be invalid. The rounds stop after the first read L answered, or after
+    --probe-rounds, or at --time.
+    """
+
+    name = "stale-read"
+    STEP_TIMEOUT = 30.0  # for each wait inside a round (slow machines)
+
+    def setup(self):
+        if len(self.run.nodes) < 3:
+            raise Unsupported("stale-read needs a cluster of at least 3 nodes")
+        if not self.run.clustered:
+            raise Unsupported("stale-read needs a clustered vigild (--peers)")
+        super().setup()
+
+    def client_loop(self, p, deadline):
+        if p != 0:
+            return  # one client drives the scenario
+        key = "jepsen-%s-stale" % self.run.tag
+        for r in range(1, self.run.cfg.probe_rounds + 1):
+            if self.run.now() + 3 * self.STEP_TIMEOUT > deadline or self.run.stopping.is_set():
+                self.run.notes.append("stale-read: stopped before round %d (time is up)" % r)
+                return
+            answered = self.round(p, key, r)
+            if answered:
+                self.run.notes.append("stale-read: the isolated leader answered a read in "
+                                      "round %d" % r)
+                return
+        self.run.notes.append("stale-read: %d rounds, the isolated leader answered no read"
+                              % self.run.cfg.probe_rounds)
+
+    def _until(self, fn):
+        """Polls fn() until it returns a true value or STEP_TIMEOUT passes."""
+        end = time.monotonic() + self.STEP_TIMEOUT
+        while time.monotonic() < end and not self.run.stopping.is_set():
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.2)
+        return None
+
+    def _write_acked(self, p, node_id, key, value):
+        return self._until(lambda: self.op(p, node_id, "write", key, {"value": value})[0] == "ok")
+
+    def round(self, p, key, r):
+        run = self.run
+        leader = self._until(run.find_leader)
+        if leader is None or not self._write_acked(p, leader, key, "r%d-before" % r):
+            run.notes.append("stale-read round %d: no leader took the first write" % r)
+            return False
+        others = [i for i in sorted(run.nodes) if i != leader]
+        old_term = int(run.cluster_status([leader]).get(leader, {}).get("term") or 0)
+        run.net.apply_grudge(nemesis_mod.grudge_isolate(sorted(run.nodes), leader))
+        window = run.nemesis.begin_window("partition-leader", "isolate leader %d" % leader)
+        answered = False
+        try:
+            def new_leader():
+                for i, doc in run.cluster_status(others).items():
+                    nl = doc.get("leader")
+                    if nl in others and int(doc.get("term") or 0) > old_term:
+                        return nl
+                return None
+            nl = self._until(new_leader)
+            if nl is None:
+                run.notes.append("stale-read round %d: the majority elected no new leader" % r)
+            elif self._write_acked(p, nl, key, "r%d-after" % r):
+                kind, _ = self.op(p, leader, "read", key, {})
+                answered = kind == "ok"
+        finally:
+            run.net.heal()
+            run.nemesis.end_window(window, {"healed": True})
+        if run.wait_cluster(run.cfg.cluster_timeout) is None:
+            run.errors.append("stale-read round %d: no agreed leader after healing" % r)
+        for i in sorted(run.nodes):  # every node must now see the last write
+            self.op(p, i, "read", key, {})
+        return answered
+
+
+WORKLOADS = {"samples": SamplesWorkload, "register": RegisterWorkload,
+             "stale-read": StaleReadWorkload}

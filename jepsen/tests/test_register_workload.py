@@ -1,23 +1,20 @@
 """The register workload's client, end to end against in-process HTTP servers.
 
-No vigild serves the register API yet (it comes with the cluster), so these
-tests run the real client loop and the linearizability checker against a
-small register server on loopback speaking the API in harness/workloads.py:
+These run the real client loop and the linearizability checker against a
+small register server on loopback speaking the API in harness/workloads.py
+(vigild's is in cluster/control_http.cc; jepsen/smoke.sh runs against it):
 a correct one (one shared store: linearizable) and a broken one whose nodes
 answer reads from a stale copy, which the checker must catch.
 """
 
 import http.server
-import json
 import os
-import re
 import tempfile
 import threading
-import time
 import unittest
-import urllib.parse
 
 from harness import history, workloads
+from tests import fake_http
 
 
 class Store:
@@ -48,24 +45,7 @@ class Store:
 
 
 def make_handler(store, stale):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _reply(self, status, doc):
-            body = json.dumps(doc).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _key(self):
-            m = re.match(r"^/api/v1/admin/registers/([^/]+)(/cas)?$", self.path)
-            return (urllib.parse.unquote(m.group(1)), bool(m.group(2))) if m else (None, False)
-
-        def _body(self):
-            return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-
+    class Handler(fake_http.RegisterHandler):
         def do_GET(self):
             key, _ = self._key()
             if key is None:
@@ -87,11 +67,6 @@ def make_handler(store, stale):
     return Handler
 
 
-class FakeNode:
-    def __init__(self, port):
-        self.ip, self.http_port = "127.0.0.1", port
-
-
 class FakeCfg:
     seed = 5
     max_ops_per_client = 150
@@ -107,7 +82,7 @@ class FakeRun:
     def __init__(self, ports, path):
         self.cfg = FakeCfg()
         self.tag = "vjtest0"
-        self.nodes = {i + 1: FakeNode(p) for i, p in enumerate(ports)}
+        self.nodes = {i + 1: fake_http.FakeNode(p) for i, p in enumerate(ports)}
         self.history = history.History(path)
         self.stopping = threading.Event()
 
@@ -119,15 +94,8 @@ class RegisterWorkloadTest(unittest.TestCase):
 
     def run_workload(self, stale_nodes):
         store = Store()
-        servers = []
-        for i in range(3):
-            srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                  make_handler(store, i in stale_nodes))
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
-            servers.append(srv)
-        self.addCleanup(lambda: [s.shutdown() or s.server_close() for s in servers])
-        tmp = tempfile.mkdtemp()
-        run = FakeRun([s.server_address[1] for s in servers], os.path.join(tmp, "h.jsonl"))
+        ports = fake_http.serve(self, [make_handler(store, i in stale_nodes) for i in range(3)])
+        run = FakeRun(ports, os.path.join(tempfile.mkdtemp(), "h.jsonl"))
         wl = workloads.RegisterWorkload(run)
         wl.setup()
         run.history.add(type="info", process="nemesis", f="start", value={})  # not a client op
@@ -153,10 +121,8 @@ class RegisterWorkloadTest(unittest.TestCase):
         self.assertTrue(result["failures"])
 
     def test_missing_api_is_unsupported(self):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.addCleanup(lambda: srv.shutdown() or srv.server_close())
-        run = FakeRun([srv.server_address[1]], os.path.join(tempfile.mkdtemp(), "h.jsonl"))
+        run = FakeRun(fake_http.serve(self, [NotFound]),
+                      os.path.join(tempfile.mkdtemp(), "h.jsonl"))
         self.addCleanup(run.history.close)
         with self.assertRaises(workloads.Unsupported):
             workloads.RegisterWorkload(run).setup()
