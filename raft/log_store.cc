@@ -195,14 +195,18 @@ absl::Status LogStore::Load() {
   return absl::OkStatus();
 }
 
-absl::Status LogStore::Write(rocksdb::WriteBatch* batch) {
+absl::Status LogStore::Write(rocksdb::WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = sync;
   return FromRocks(db_->Write(wo, batch));
 }
 
 absl::Status LogStore::Save(const std::optional<HardState>& hs, const std::vector<Entry>& entries,
                             const Snapshot& snapshot) {
+  if (!hs && entries.empty() && snapshot.empty()) return absl::OkStatus();
+  const HardState prev = mem_.GetHardState();
+  const bool sync = !entries.empty() || !snapshot.empty() ||
+                    (hs && (hs->term != prev.term || hs->vote != prev.vote));
   rocksdb::WriteBatch batch;
   uint64_t last = mem_.LastIndex();
   if (!snapshot.empty()) {
@@ -216,8 +220,9 @@ absl::Status LogStore::Save(const std::optional<HardState>& hs, const std::vecto
     for (const Entry& e : entries) batch.Put(EntryKey(e.index), EncodeEntry(e));
   }
   if (hs) batch.Put(kHardStateKey, EncodeHardState(*hs));
-  absl::Status s = Write(&batch);
+  absl::Status s = Write(&batch, sync);
   if (!s.ok()) return s;
+  ++(sync ? synced_saves_ : unsynced_saves_);
   if (!snapshot.empty()) {
     s = mem_.ApplySnapshot(snapshot);
     if (!s.ok()) return s;

@@ -46,8 +46,15 @@ class LogStore final : public Storage {
 
   // Durably persists a Ready's snapshot (replacing the log), entries (truncating any suffix they
   // overwrite) and hard state, in one fsync'd batch. A failure here is fatal to the node.
+  // A batch that only moves the hard state's commit index is written without fsync (etcd's
+  // MustSync): a power loss may then take the stored commit index back, which is safe, since the
+  // committed entries themselves were synced and the commit index is learned again from the
+  // leader. Nothing to save writes nothing.
   absl::Status Save(const std::optional<HardState>& hs, const std::vector<Entry>& entries,
                     const Snapshot& snapshot);
+  // fsyncs performed by Save() and unsynced Save() writes, for tests and metrics.
+  uint64_t synced_saves() const { return synced_saves_; }
+  uint64_t unsynced_saves() const { return unsynced_saves_; }
   // Records a snapshot of the application state at `index` and drops entries up to
   // `compact_index` (<= index).
   absl::Status CreateSnapshotAndCompact(uint64_t index, const ConfState& cs, std::string data,
@@ -59,11 +66,14 @@ class LogStore final : public Storage {
  private:
   explicit LogStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   absl::Status Load();
-  absl::Status Write(rocksdb::WriteBatch* batch);
+  absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
 
   std::unique_ptr<rocksdb::DB> db_;
-  // Mirror of what is durable; the source for reads.
+  // Mirror of what was written (durable, except possibly the latest commit-only hard state);
+  // the source for reads.
   MemoryStorage mem_;
+  uint64_t synced_saves_ = 0;
+  uint64_t unsynced_saves_ = 0;
 };
 
 }  // namespace vigil::raft

@@ -50,6 +50,30 @@ TEST_F(LogStoreTest, SurvivesReopen) {
   EXPECT_EQ(*store->Term(3), 1u);  // bootstrap entries
 }
 
+// Only entries, snapshots, term and vote need an fsync; a commit-only hard state is written
+// unsynced (it survives a process crash, not necessarily a power loss), and nothing is written
+// for an empty Ready.
+TEST_F(LogStoreTest, SyncsOnlyWhatMustBeDurable) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, LogStore::Open(dir_));
+    ASSERT_THAT(store->Save(HardState{2, 1, 0}, Ents(1, 3, 2), Snapshot()), IsOk());
+    EXPECT_EQ(store->synced_saves(), 1u);
+    ASSERT_THAT(store->Save(HardState{2, 1, 3}, {}, Snapshot()), IsOk());
+    EXPECT_EQ(store->synced_saves(), 1u);
+    EXPECT_EQ(store->unsynced_saves(), 1u);
+    ASSERT_THAT(store->Save(std::nullopt, {}, Snapshot()), IsOk());
+    EXPECT_EQ(store->synced_saves() + store->unsynced_saves(), 2u);
+    ASSERT_THAT(store->Save(HardState{2, 1, 3}, Ents(4, 4, 2), Snapshot()), IsOk());
+    ASSERT_THAT(store->Save(HardState{3, 0, 4}, {}, Snapshot()), IsOk());  // new term
+    ASSERT_THAT(store->Save(HardState{3, 2, 4}, {}, Snapshot()), IsOk());  // new vote
+    EXPECT_EQ(store->synced_saves(), 4u);
+    EXPECT_EQ(store->unsynced_saves(), 1u);
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, LogStore::Open(dir_));
+  EXPECT_EQ(store->GetHardState(), (HardState{3, 2, 4}));
+  EXPECT_EQ(store->LastIndex(), 4u);
+}
+
 TEST_F(LogStoreTest, OverwriteTruncatesSuffixDurably) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, LogStore::Open(dir_));

@@ -18,6 +18,9 @@
 ABSL_FLAG(int64_t, seeds, 100, "number of seeds to run");
 ABSL_FLAG(int64_t, first_seed, 1, "first seed");
 ABSL_FLAG(int32_t, steps, 3000, "steps per seed");
+ABSL_FLAG(std::string, scenario, "random",
+          "random (faults, membership, transfers, compaction) or figure8 (5 voters, one entry "
+          "per message, leaders crashed right after their commit index moves)");
 ABSL_FLAG(bool, trace, false, "print the full trace of every seed run");
 ABSL_FLAG(bool, verbose, false, "print per-run statistics to stderr");
 
@@ -27,9 +30,9 @@ int64_t g_current_seed = -1;
 
 void OnCheckFailure() {
   std::fprintf(stderr, "raft-sim: CHECK failure in seed %lld; replay: raft-sim --seeds 1 "
-               "--first_seed %lld --steps %d --trace\n",
+               "--first_seed %lld --steps %d --scenario %s --trace\n",
                static_cast<long long>(g_current_seed), static_cast<long long>(g_current_seed),
-               absl::GetFlag(FLAGS_steps));
+               absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_scenario).c_str());
   std::abort();
 }
 
@@ -39,6 +42,11 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureFunction(&OnCheckFailure);
+  const std::string scenario = absl::GetFlag(FLAGS_scenario);
+  if (scenario != "random" && scenario != "figure8") {
+    std::fprintf(stderr, "raft-sim: unknown --scenario %s (random or figure8)\n", scenario.c_str());
+    return 2;
+  }
   const int64_t seeds = absl::GetFlag(FLAGS_seeds);
   const int64_t first = absl::GetFlag(FLAGS_first_seed);
   const int steps = absl::GetFlag(FLAGS_steps);
@@ -51,6 +59,8 @@ int main(int argc, char** argv) {
     opts.seed = static_cast<uint64_t>(seed);
     opts.steps = steps;
     opts.full_trace = absl::GetFlag(FLAGS_trace);
+    opts.scenario = scenario == "figure8" ? vigil::raft::sim::Scenario::kFigure8
+                                          : vigil::raft::sim::Scenario::kRandom;
     vigil::raft::sim::Simulation sim(opts);
     absl::Status s = sim.Run();
     total_steps += steps;
@@ -74,9 +84,9 @@ int main(int argc, char** argv) {
     if (!s.ok()) {
       ++violations;
       std::fprintf(stderr, "raft-sim: seed %lld violated: %s\nreplay: raft-sim --seeds 1 "
-                   "--first_seed %lld --steps %d --trace\n",
+                   "--first_seed %lld --steps %d --scenario %s --trace\n",
                    static_cast<long long>(seed), std::string(s.message()).c_str(),
-                   static_cast<long long>(seed), steps);
+                   static_cast<long long>(seed), steps, absl::GetFlag(FLAGS_scenario).c_str());
     }
   }
   if (absl::GetFlag(FLAGS_verbose)) {

@@ -19,7 +19,7 @@ constexpr size_t kMaxNodesEver = 16;
 
 Simulation::Simulation(const SimOptions& options)
     : options_(options), rng_(options.seed * 0x2545F4914F6CDD1Dull + 17) {
-  size_t n = 3 + Rand(5);
+  size_t n = options.scenario == Scenario::kFigure8 ? 5 : 3 + Rand(5);
   std::vector<uint64_t> ids;
   for (uint64_t id = 1; id <= n; ++id) ids.push_back(id);
   next_node_id_ = n + 1;
@@ -59,6 +59,10 @@ void Simulation::StartNode(Node& n) {
   // Small limits so batching, flow control and snapshots are exercised.
   c.max_inflight_msgs = 1 + (options_.seed + n.id) % 4;
   c.max_bytes_per_msg = 64 + (options_.seed * 7 + n.id) % 256;
+  if (options_.scenario == Scenario::kFigure8) {
+    c.max_inflight_msgs = 1;
+    c.max_bytes_per_msg = 1;  // one entry per message
+  }
   c.pre_vote = options_.seed % 4 != 0;
   c.check_quorum = options_.seed % 3 != 0;
   c.seed = options_.seed * 1000 + n.id;
@@ -93,8 +97,14 @@ Simulation::Node* Simulation::Leader() {
 
 absl::Status Simulation::Run() {
   for (step_ = 0; step_ < options_.steps && violation_.empty(); ++step_) {
+    Node* leader = options_.scenario == Scenario::kFigure8 ? Leader() : nullptr;
+    uint64_t leader_id = leader != nullptr ? leader->id : kNone;
+    uint64_t commit_before = leader != nullptr ? leader->raft->log().committed() : 0;
     Step();
     CheckNodes();
+    if (leader_id != kNone && violation_.empty()) {
+      MaybeCrashCommittingLeader(leader_id, commit_before);
+    }
   }
   stats_.max_commit = invariants_.max_commit();
   if (!violation_.empty()) return absl::InternalError(violation_);
@@ -105,7 +115,7 @@ namespace {
 
 enum Action {
   kDeliver, kReady, kTickAll, kTickOne, kWrite, kRead, kCrash, kCrashInReady, kRestart,
-  kPartition, kMembership, kTransfer, kCompact, kNumActions
+  kPartition, kMembership, kTransfer, kCompact, kCrashLeader, kNumActions
 };
 
 // Relative weights per profile. Calm runs make long progress between faults; stormy runs have
@@ -113,15 +123,26 @@ enum Action {
 // logs, the interesting case for figure 8 and log matching).
 constexpr int kWeights[3][kNumActions] = {
     // deliver ready tickall tick1 write read crash crashrdy restart part memb xfer compact
-    {5300, 2200, 600, 100, 1000, 400, 5, 5, 60, 10, 20, 15, 250},
-    {5300, 2200, 600, 100, 1000, 400, 10, 10, 80, 20, 20, 15, 250},
-    {4600, 2000, 900, 300, 1000, 400, 40, 40, 250, 150, 40, 60, 250},
+    // crashleader
+    {5300, 2200, 600, 100, 1000, 400, 5, 5, 60, 10, 20, 15, 250, 0},
+    {5300, 2200, 600, 100, 1000, 400, 10, 10, 80, 20, 20, 15, 250, 0},
+    {4600, 2000, 900, 300, 1000, 400, 40, 40, 250, 150, 40, 60, 250, 0},
 };
+
+// The figure-8 scenario: no membership, transfers or compaction (they only add noise here),
+// leaders crash often and crashed nodes come back quickly, so terms are short and logs diverge.
+constexpr int kFigure8Weights[kNumActions] = {
+    4000, 2000, 900, 300, 800, 0, 0, 20, 500, 100, 0, 0, 0, 60,
+};
+
+// After a step that moved the leader's commit index, the chance to crash it at once.
+constexpr double kCrashOnCommit = 0.3;
 
 }  // namespace
 
 void Simulation::Step() {
-  const int* weights = kWeights[options_.seed % 3];
+  const int* weights = options_.scenario == Scenario::kFigure8 ? kFigure8Weights
+                                                               : kWeights[options_.seed % 3];
   int total = 0;
   for (int a = 0; a < kNumActions; ++a) total += weights[a];
   int r = static_cast<int>(Rand(total));
@@ -184,7 +205,22 @@ void Simulation::Step() {
     case kCompact:
       if (Node* n = RandomNode(true)) Compact(*n);
       break;
+    case kCrashLeader:
+      CrashLeader();
+      break;
   }
+}
+
+void Simulation::CrashLeader() {
+  if (Node* leader = Leader()) Crash(*leader);
+}
+
+void Simulation::MaybeCrashCommittingLeader(uint64_t leader, uint64_t commit_before) {
+  Node& n = nodes_.at(leader);
+  if (!n.up || n.raft->role() != Role::kLeader) return;
+  if (n.raft->log().committed() <= commit_before || !Chance(kCrashOnCommit)) return;
+  Trace(absl::StrCat("leader ", leader, " committed ", n.raft->log().committed(), ": crash it"));
+  Crash(n);
 }
 
 void Simulation::DeliverMessage() {

@@ -24,8 +24,19 @@
 
 namespace vigil::raft::sim {
 
+enum class Scenario : uint8_t {
+  // Random faults, membership changes, transfers and compaction; seeds cycle through a calm, a
+  // normal and a stormy profile.
+  kRandom,
+  // Aimed at commitment rules (paper figure 8): 5 voters, one entry per AppendEntries and one
+  // in flight (so a follower can acknowledge an old-term entry before the new leader's no-op),
+  // short-lived leaders: the leader is often crashed, right after its commit index moves.
+  kFigure8,
+};
+
 struct SimOptions {
   uint64_t seed = 1;
+  Scenario scenario = Scenario::kRandom;
   int steps = 2000;
   // Keep the full trace (for printing); otherwise only the last kTraceTail lines.
   bool full_trace = false;
@@ -112,6 +123,10 @@ class Simulation {
   void Partition();
   void ChangeMembership();
   void TransferLeader();
+  // Figure-8 scenario: crash the leader (if any); after a step that moved a leader's commit
+  // index, sometimes crash that leader at once.
+  void CrashLeader();
+  void MaybeCrashCommittingLeader(uint64_t leader, uint64_t commit_before);
   void Compact(Node& n);
   // Invariants that look at all nodes' current state.
   void CheckNodes();

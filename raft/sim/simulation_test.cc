@@ -73,5 +73,25 @@ TEST(SimulationTest, ExercisesEveryFeature) {
   EXPECT_GT(total.max_commit, 50u);
 }
 
+// The figure-8 scenario has the shape it promises: 5 voters, leaders that keep crashing, and
+// still some commits (so there are committed entries for a new leader to lose).
+TEST(SimulationTest, Figure8ScenarioCrashesLeadersAndCommits) {
+  SimStats total;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimOptions opts;
+    opts.seed = seed;
+    opts.steps = 10000;
+    opts.scenario = Scenario::kFigure8;
+    opts.full_trace = seed == 1;
+    Simulation sim(opts);
+    ASSERT_THAT(sim.Run(), IsOk()) << "seed " << seed;
+    if (seed == 1) EXPECT_THAT(sim.trace()[0], ::testing::HasSubstr("5 nodes"));
+    total.crashes += sim.stats().crashes;
+    total.max_commit = std::max(total.max_commit, sim.stats().max_commit);
+  }
+  EXPECT_GT(total.crashes, 100);
+  EXPECT_GT(total.max_commit, 8u);
+}
+
 }  // namespace
 }  // namespace vigil::raft::sim
