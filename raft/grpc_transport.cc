@@ -302,26 +302,29 @@ class GrpcTransport::Peer {
   void EndWrite() {
     absl::MutexLock l(&mu_);
     writing_ = false;
-    ++write_seq_;
   }
 
   // Cancels the stream when one write (or the stream setup) lasts longer than message_timeout.
+  // It looks every half timeout, so it never wakes per message, and cancels a write it has seen
+  // in progress at three looks in a row: one that has lasted between 1 and 1.5 timeouts.
   void Watchdog() {
+    const absl::Duration period = options_.message_timeout / 2;
+    uint64_t seen_seq = 0;
+    int looks = 0;
     absl::MutexLock l(&mu_);
-    for (;;) {
-      auto busy = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || writing_; };
-      mu_.Await(absl::Condition(&busy));
-      if (stop_) return;
-      const uint64_t seq = write_seq_;
-      auto moved = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || write_seq_ != seq;
-      };
-      if (mu_.AwaitWithTimeout(absl::Condition(&moved), options_.message_timeout)) continue;
+    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    while (!mu_.AwaitWithTimeout(absl::Condition(&stopped), period)) {
+      if (!writing_ || write_seq_ != seen_seq) {
+        seen_seq = write_seq_;
+        looks = writing_ ? 1 : 0;
+        continue;
+      }
+      if (++looks < 3) continue;
       LOG(WARNING) << "raft peer " << address_ << ": a write took longer than "
                    << options_.message_timeout << "; cancelling the stream";
       ++stats_.timeouts;
       if (ctx_ != nullptr) ctx_->TryCancel();
-      mu_.Await(absl::Condition(&moved));
+      looks = 0;
     }
   }
 
@@ -384,8 +387,7 @@ class GrpcTransport::Peer {
   // The open stream's context (null between streams) and the running snapshot call's.
   std::unique_ptr<grpc::ClientContext> ctx_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* snapshot_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  // The sender thread is inside a stream write (or stream setup); write_seq_ changes at the
-  // start and end of each.
+  // The sender thread is inside a stream write (or stream setup); write_seq_ counts them.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t write_seq_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -40,7 +40,8 @@ Message FromProto(const vigil::raft::v1::Message& pb);
 
 struct GrpcTransportOptions {
   // A single write to a peer's stream (including opening it) that takes longer than this
-  // cancels the stream; queued messages to that peer are dropped.
+  // (detected within 1.5 times this) cancels the stream; queued messages to that peer are
+  // dropped.
   absl::Duration message_timeout = absl::Seconds(5);
   // Bounds of each peer's outbound queue (messages beyond either are dropped).
   size_t max_queued_messages = 4096;
