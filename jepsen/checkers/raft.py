@@ -15,6 +15,13 @@ Checked:
   durability       a node's term never decreases (terms are persisted), and
                    its commit index never decreases (reported, not an error:
                    a restarted node may learn its commit index again).
+
+An observation with term 0, commit 0 and no committed entries is a node that
+answered before its Raft node started (vigild serves HTTP first, and its
+/debug/raft then reports zeros): it is counted as "unstarted" and skipped, not
+taken as a term regression. (A node that lost its persisted state would look
+the same for that moment; the samples and linearizability checkers, and the
+committed-entry comparison once it rejoins, are what catch that.)
 """
 
 LIST_LIMIT = 20
@@ -25,9 +32,13 @@ def check(observations):
     committed = {}  # index -> {(term, digest): [node, ...]}
     last = {}  # node -> (term, commit)
     term_regressions, commit_regressions = [], []
+    unstarted = 0
     for ob in sorted(observations, key=lambda o: (o["time"], str(o["node"]))):
         node = ob["node"]
         term = int(ob.get("term") or 0)
+        if term == 0 and int(ob.get("commit_index") or 0) == 0 and not ob.get("committed"):
+            unstarted += 1  # answered before its Raft node started: no state to check
+            continue
         if ob.get("role") == "leader":
             leaders.setdefault(term, set()).add(str(node))
         if ob.get("leader") not in (None, 0, "", "0"):
@@ -53,7 +64,7 @@ def check(observations):
                                             for (t, d), ns in sorted(vs.items())]}
                  for i, vs in sorted(committed.items()) if len(vs) > 1]
     valid = not multi_leader and not divergent and not term_regressions
-    return {"valid": valid, "observations": len(observations),
+    return {"valid": valid, "observations": len(observations), "unstarted": unstarted,
             "nodes": len(last), "terms_with_leader": len(leaders),
             "committed_indexes": len(committed),
             "multiple_leaders": len(multi_leader), "divergent_indexes": len(divergent),

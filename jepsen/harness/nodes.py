@@ -148,16 +148,24 @@ class Node:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         os.makedirs(self.data_dir, exist_ok=True)
 
-    def stop(self):
+    def stop(self, timeout=10):
         """Graceful stop at the end (SIGCONT first: a paused process ignores TERM)."""
-        if not self.alive():
-            return
-        self.resume()
-        self.signal(signal.SIGTERM)
+        stop_all([self], timeout)
+
+
+def stop_all(nodes, timeout=10):
+    """SIGTERM to every node at once (SIGCONT first: a paused process ignores TERM),
+    then SIGKILL whichever has not exited `timeout` seconds later."""
+    running = [n for n in nodes if n.alive()]
+    for n in running:
+        n.resume()
+        n.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for n in running:
         try:
-            self.proc.wait(timeout=10)
+            n.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.kill()
+            n.kill()
 
 
 def kill_recorded(state_dir):

@@ -406,11 +406,10 @@ class Run:
         self.tearing_down = True  # nodes refuse to start from here on
         if self.nemesis is not None:
             self.nemesis.halt()
-        for node in self.nodes.values():
-            try:
-                node.stop()
-            except Exception as e:  # keep going: the rest must still go
-                print("teardown: node %d: %r" % (node.id, e), file=sys.stderr)
+        try:
+            nodes_mod.stop_all(list(self.nodes.values()))
+        except Exception as e:  # keep going: the rest must still go
+            print("teardown: stopping nodes: %r" % (e,), file=sys.stderr)
         nodes_mod.kill_recorded(self.state_dir)
         if self.net is not None:
             self.net.destroy()

@@ -49,6 +49,18 @@ class RaftTest(unittest.TestCase):
         self.assertFalse(r["valid"])
         self.assertEqual(r["term_regressions"], 1)
 
+    def test_restarted_node_answering_before_raft_started_is_skipped(self):
+        obs = [ob(2, 0, 3, "follower", 1, 7, [(7, 3, "a")]),
+               ob(2, 1, 0),  # killed, restarted: HTTP up, Raft not yet
+               ob(2, 2, 3, "follower", 1, 7, [(7, 3, "a")])]
+        r = raft.check(obs)
+        self.assertTrue(r["valid"], r)
+        self.assertEqual(r["unstarted"], 1)
+
+    def test_term_zero_with_state_is_still_a_regression(self):
+        obs = [ob(1, 0, 5, commit=3), ob(1, 1, 0, commit=3)]
+        self.assertEqual(raft.check(obs)["term_regressions"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()
