@@ -15,6 +15,7 @@
 
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
+#include "glog/logging.h"
 #include "gtest/gtest.h"
 #include "raft/raft_node.h"
 #include "raft/raft_node_test_util.h"
@@ -91,46 +92,77 @@ TEST(GrpcTransportTest, ProtoRoundTrip) {
   EXPECT_EQ(back.snapshot.metadata.conf_state, m.snapshot.metadata.conf_state);
 }
 
-TEST(GrpcTransportTest, ThreeNodesReplicateOverLoopback) {
-  std::string root = std::filesystem::path(::testing::TempDir()) / "grpc_transport_three";
-  std::filesystem::remove_all(root);
-  std::filesystem::create_directories(root);
-  std::unique_ptr<GrpcTransport> transports[4];
-  std::unique_ptr<ListMachine> machines[4];
-  std::unique_ptr<RaftNode> nodes[4];
-  for (uint64_t id = 1; id <= 3; ++id) {
-    ASSERT_OK_AND_ASSIGN(transports[id], GrpcTransport::Create("127.0.0.1:0"));
-    machines[id] = std::make_unique<ListMachine>();
-  }
-  for (uint64_t id = 1; id <= 3; ++id) {
-    for (uint64_t peer = 1; peer <= 3; ++peer) {
-      if (peer != id) {
-        transports[id]->AddPeer(peer, "127.0.0.1:" + std::to_string(transports[peer]->port()));
+// Three RaftNodes (ids 1-3) over loopback gRPC with RocksDB logs in a fresh temporary
+// directory; nodes start when the test says so.
+class LoopbackCluster {
+ public:
+  explicit LoopbackCluster(const std::string& name, uint64_t snapshot_every = 10000)
+      : root_(std::filesystem::path(::testing::TempDir()) / name) {
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+    for (uint64_t id = 1; id <= 3; ++id) {
+      absl::StatusOr<std::unique_ptr<GrpcTransport>> t = GrpcTransport::Create("127.0.0.1:0");
+      CHECK(t.ok()) << t.status();
+      transports_[id] = *std::move(t);
+      machines_[id] = std::make_unique<ListMachine>();
+      options_[id].id = id;
+      options_[id].dir = (std::filesystem::path(root_) / std::to_string(id)).string();
+      options_[id].initial_voters = {1, 2, 3};
+      options_[id].tick = absl::Milliseconds(10);
+      options_[id].snapshot_every = snapshot_every;
+    }
+    for (uint64_t id = 1; id <= 3; ++id) {
+      for (uint64_t peer = 1; peer <= 3; ++peer) {
+        if (peer != id) transports_[id]->AddPeer(peer, Address(transports_[peer]->port()));
       }
     }
-    RaftNodeOptions o;
-    o.id = id;
-    o.dir = (std::filesystem::path(root) / std::to_string(id)).string();
-    o.initial_voters = {1, 2, 3};
-    o.tick = absl::Milliseconds(10);
-    ASSERT_OK_AND_ASSIGN(nodes[id],
-                         RaftNode::Open(o, machines[id].get(), transports[id].get()));
   }
-  uint64_t leader = kNone;
-  ASSERT_TRUE(Eventually([&] {
-    for (uint64_t id = 1; id <= 3; ++id) {
-      if (nodes[id]->status().role == Role::kLeader) leader = id;
-    }
-    return leader != kNone;
-  }));
-  ASSERT_THAT(nodes[leader]->ProposeAndWait("over-grpc", kTimeout), IsOk());
+  ~LoopbackCluster() {
+    for (auto& n : nodes_) n.reset();
+    for (auto& t : transports_) t.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  absl::Status Start(uint64_t id) {
+    absl::StatusOr<std::unique_ptr<RaftNode>> n =
+        RaftNode::Open(options_[id], machines_[id].get(), transports_[id].get());
+    if (!n.ok()) return n.status();
+    nodes_[id] = *std::move(n);
+    return absl::OkStatus();
+  }
+  // The leader among the started nodes, once there is one; kNone after the timeout.
+  uint64_t WaitForLeader() {
+    uint64_t leader = kNone;
+    Eventually([&] {
+      for (uint64_t id = 1; id <= 3; ++id) {
+        if (nodes_[id] != nullptr && nodes_[id]->status().role == Role::kLeader) leader = id;
+      }
+      return leader != kNone;
+    });
+    return leader;
+  }
+  RaftNode& node(uint64_t id) { return *nodes_[id]; }
+  const ListMachine& machine(uint64_t id) const { return *machines_[id]; }
+  GrpcTransport& transport(uint64_t id) { return *transports_[id]; }
+
+ private:
+  const std::string root_;
+  std::unique_ptr<GrpcTransport> transports_[4];
+  std::unique_ptr<ListMachine> machines_[4];
+  RaftNodeOptions options_[4];
+  std::unique_ptr<RaftNode> nodes_[4];
+};
+
+TEST(GrpcTransportTest, ThreeNodesReplicateOverLoopback) {
+  LoopbackCluster c("grpc_transport_three");
+  for (uint64_t id = 1; id <= 3; ++id) ASSERT_THAT(c.Start(id), IsOk());
+  uint64_t leader = c.WaitForLeader();
+  ASSERT_NE(leader, kNone);
+  ASSERT_THAT(c.node(leader).ProposeAndWait("over-grpc", kTimeout), IsOk());
   for (uint64_t id = 1; id <= 3; ++id) {
-    EXPECT_TRUE(Eventually([&] { return machines[id]->items().size() == 1; })) << id;
-    EXPECT_THAT(machines[id]->items(), ElementsAre("over-grpc"));
+    EXPECT_TRUE(Eventually([&] { return c.machine(id).items().size() == 1; })) << id;
+    EXPECT_THAT(c.machine(id).items(), ElementsAre("over-grpc"));
   }
-  for (auto& n : nodes) n.reset();
-  for (auto& t : transports) t.reset();
-  std::filesystem::remove_all(root);
 }
 
 // A snapshot larger than one chunk travels in 1 MiB chunks and arrives whole.
@@ -162,53 +194,23 @@ TEST(GrpcTransportSnapshotTest, LargerThanOneChunkArrivesWhole) {
 // A node that starts after the leader compacted its log catches up from a snapshot larger than
 // one chunk (section 5: InstallSnapshot), over real gRPC and RocksDB.
 TEST(GrpcTransportSnapshotTest, LateNodeCatchesUpFromChunkedSnapshot) {
-  std::string root = std::filesystem::path(::testing::TempDir()) / "grpc_transport_late";
-  std::filesystem::remove_all(root);
-  std::filesystem::create_directories(root);
-  std::unique_ptr<GrpcTransport> transports[4];
-  std::unique_ptr<ListMachine> machines[4];
-  std::unique_ptr<RaftNode> nodes[4];
-  RaftNodeOptions opts[4];
-  for (uint64_t id = 1; id <= 3; ++id) {
-    ASSERT_OK_AND_ASSIGN(transports[id], GrpcTransport::Create("127.0.0.1:0"));
-    machines[id] = std::make_unique<ListMachine>();
-  }
-  for (uint64_t id = 1; id <= 3; ++id) {
-    for (uint64_t peer = 1; peer <= 3; ++peer) {
-      if (peer != id) transports[id]->AddPeer(peer, Address(transports[peer]->port()));
-    }
-    opts[id].id = id;
-    opts[id].dir = (std::filesystem::path(root) / std::to_string(id)).string();
-    opts[id].initial_voters = {1, 2, 3};
-    opts[id].tick = absl::Milliseconds(10);
-    opts[id].snapshot_every = 10;
-  }
-  for (uint64_t id = 1; id <= 2; ++id) {
-    ASSERT_OK_AND_ASSIGN(nodes[id],
-                         RaftNode::Open(opts[id], machines[id].get(), transports[id].get()));
-  }
-  uint64_t leader = kNone;
-  ASSERT_TRUE(Eventually([&] {
-    for (uint64_t id = 1; id <= 2; ++id) {
-      if (nodes[id]->status().role == Role::kLeader) leader = id;
-    }
-    return leader != kNone;
-  }));
+  LoopbackCluster c("grpc_transport_late", /*snapshot_every=*/10);
+  ASSERT_THAT(c.Start(1), IsOk());
+  ASSERT_THAT(c.Start(2), IsOk());
+  uint64_t leader = c.WaitForLeader();
+  ASSERT_NE(leader, kNone);
   // 25 entries of 100 KiB, a snapshot every 10 applied entries: the snapshot the late node needs
   // holds at least 15 of them, 1.5 MiB or more, so it takes at least 2 chunks.
   for (int i = 0; i < 25; ++i) {
-    ASSERT_THAT(nodes[leader]->ProposeAndWait(absl::StrCat(i, std::string(100 << 10, 'v')),
+    ASSERT_THAT(c.node(leader).ProposeAndWait(absl::StrCat(i, std::string(100 << 10, 'v')),
                                               kTimeout),
                 IsOk());
   }
-  ASSERT_OK_AND_ASSIGN(nodes[3], RaftNode::Open(opts[3], machines[3].get(), transports[3].get()));
-  EXPECT_TRUE(Eventually([&] { return machines[3]->items().size() == 25; }));
-  EXPECT_EQ(machines[3]->items(), machines[leader]->items());
-  EXPECT_GE(transports[3]->inbound_stats().snapshots_received, 1u);
-  EXPECT_GE(transports[3]->inbound_stats().snapshot_chunks, 2u);
-  for (auto& n : nodes) n.reset();
-  for (auto& t : transports) t.reset();
-  std::filesystem::remove_all(root);
+  ASSERT_THAT(c.Start(3), IsOk());
+  EXPECT_TRUE(Eventually([&] { return c.machine(3).items().size() == 25; }));
+  EXPECT_EQ(c.machine(3).items(), c.machine(leader).items());
+  EXPECT_GE(c.transport(3).inbound_stats().snapshots_received, 1u);
+  EXPECT_GE(c.transport(3).inbound_stats().snapshot_chunks, 2u);
 }
 
 // Writes `chunks` to the receiver's InstallSnapshot directly and returns the call's status.
