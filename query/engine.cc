@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "query/evaluator.h"
 #include "query/parser.h"
+#include "query/release_memory.h"
 
 namespace vigil::query {
 namespace {
@@ -64,11 +66,14 @@ absl::StatusOr<Prepared> Prepare(const EngineOptions& opts, SeriesSource* source
   return p;
 }
 
-}  // namespace
+// Resident memory may grow by this much before freed memory is handed back
+// to the operating system (see release_memory.h).
+constexpr int64_t kReleaseSlackBytes = 64 << 20;
 
-absl::StatusOr<QueryResult> Engine::InstantQuery(SeriesSource* source, absl::string_view expr,
-                                                 int64_t t_ms, absl::Duration timeout) {
-  ASSIGN_OR_RETURN(Prepared p, Prepare(opts_, source, expr, t_ms, t_ms, timeout));
+absl::StatusOr<QueryResult> EvalInstant(const EngineOptions& opts, SeriesSource* source,
+                                        absl::string_view expr, int64_t t_ms,
+                                        absl::Duration timeout) {
+  ASSIGN_OR_RETURN(Prepared p, Prepare(opts, source, expr, t_ms, t_ms, timeout));
   Evaluator ev(&p.state, t_ms, t_ms, 1);
   ASSIGN_OR_RETURN(Value v, ev.Eval(*p.expr));
   QueryResult r;
@@ -94,9 +99,9 @@ absl::StatusOr<QueryResult> Engine::InstantQuery(SeriesSource* source, absl::str
   return r;
 }
 
-absl::StatusOr<QueryResult> Engine::RangeQuery(SeriesSource* source, absl::string_view expr,
-                                               int64_t start_ms, int64_t end_ms, int64_t step_ms,
-                                               absl::Duration timeout) {
+absl::StatusOr<QueryResult> EvalRange(const EngineOptions& opts, SeriesSource* source,
+                                      absl::string_view expr, int64_t start_ms, int64_t end_ms,
+                                      int64_t step_ms, absl::Duration timeout) {
   if (step_ms <= 0) {
     return absl::InvalidArgumentError(
         "zero or negative query resolution step widths are not accepted. Try a positive integer");
@@ -104,12 +109,12 @@ absl::StatusOr<QueryResult> Engine::RangeQuery(SeriesSource* source, absl::strin
   if (end_ms < start_ms) {
     return absl::InvalidArgumentError("end timestamp must not be before start time");
   }
-  if ((end_ms - start_ms) / step_ms + 1 > opts_.max_points_per_series) {
+  if ((end_ms - start_ms) / step_ms + 1 > opts.max_points_per_series) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "exceeded maximum resolution of ", WithThousandsSeparators(opts_.max_points_per_series),
+        "exceeded maximum resolution of ", WithThousandsSeparators(opts.max_points_per_series),
         " points per timeseries. Try decreasing the query resolution (?step=XX)"));
   }
-  ASSIGN_OR_RETURN(Prepared p, Prepare(opts_, source, expr, start_ms, end_ms, timeout));
+  ASSIGN_OR_RETURN(Prepared p, Prepare(opts, source, expr, start_ms, end_ms, timeout));
   ValueType t = p.expr->type();
   if (t != ValueType::kScalar && t != ValueType::kVector) {
     return absl::InvalidArgumentError(
@@ -124,6 +129,23 @@ absl::StatusOr<QueryResult> Engine::RangeQuery(SeriesSource* source, absl::strin
   r.warnings = std::move(p.state.warnings);
   r.series = std::move(v.matrix);
   SortByLabels(&r.series);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<QueryResult> Engine::InstantQuery(SeriesSource* source, absl::string_view expr,
+                                                 int64_t t_ms, absl::Duration timeout) {
+  absl::StatusOr<QueryResult> r = EvalInstant(opts_, source, expr, t_ms, timeout);
+  ReleaseFreedMemory(kReleaseSlackBytes);  // the query's temporaries are freed by now
+  return r;
+}
+
+absl::StatusOr<QueryResult> Engine::RangeQuery(SeriesSource* source, absl::string_view expr,
+                                               int64_t start_ms, int64_t end_ms, int64_t step_ms,
+                                               absl::Duration timeout) {
+  absl::StatusOr<QueryResult> r = EvalRange(opts_, source, expr, start_ms, end_ms, step_ms, timeout);
+  ReleaseFreedMemory(kReleaseSlackBytes);
   return r;
 }
 

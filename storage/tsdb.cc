@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "storage/tsdb_impl.h"
@@ -37,8 +38,11 @@ std::string EncodeMark(const MemSeries& s) {
   PutVarint(&v, s.applied_idx);
   PutVarint(&v, ZigZagEncode(s.max_t));
   PutFixed64LE(&v, s.last_v_bits);
+  PutVarint(&v, ZigZagEncode(s.min_t));
   return v;
 }
+
+constexpr size_t kBlockCacheBytes = 32 << 20;
 
 rocksdb::Options RocksOptions() {
   rocksdb::Options o;
@@ -52,6 +56,11 @@ rocksdb::Options RocksOptions() {
   rocksdb::BlockBasedTableOptions t;
   t.block_size = 16 << 10;
   t.format_version = 5;
+  // Bounded read memory: data, index and filter blocks share one LRU cache
+  // (index blocks would otherwise stay in memory for every open SST file).
+  t.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  t.cache_index_and_filter_blocks = true;
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   return o;
 }
@@ -137,6 +146,12 @@ absl::Status TSDB::Impl::LoadIndex() {
     seal_marks_[id] = SealMark{lsn, static_cast<uint32_t>(idx)};
     if (id < series_.size() && series_[id] != nullptr) {
       series_[id]->max_t = ZigZagDecode(max_t);
+      // The mark is written by Seal. Which sealed chunks are out of order is not
+      // known: assume any may be.
+      series_[id]->sealed_max_t = series_[id]->max_t;
+      series_[id]->ooo_sealed_max_t = series_[id]->max_t;
+      uint64_t min_t;  // absent in marks written before it was added: unknown
+      series_[id]->min_t = GetVarint(&v, &min_t) ? ZigZagDecode(min_t) : kNoTimestamp;
       series_[id]->last_v_bits = bits;
     }
   }
@@ -280,6 +295,7 @@ SampleOutcome TSDB::Impl::ApplySample(MemSeries* s, int64_t t, double v, uint64_
     if (s->head.empty()) s->head_partition = p;
     NoteHeadSample(s, lsn);
     s->head.Append(t, v);
+    if (s->max_t == kNoTimestamp) s->min_t = t;  // the series' first sample
     s->max_t = t;
     s->last_v_bits = bits;
     AdvancePosition(s, lsn);
@@ -310,6 +326,7 @@ SampleOutcome TSDB::Impl::ApplySample(MemSeries* s, int64_t t, double v, uint64_
   auto pos = std::lower_bound(s->ooo->begin(), s->ooo->end(), t,
                               [](const Sample& a, int64_t b) { return a.t < b; });
   s->ooo->insert(pos, Sample{t, v});
+  s->min_t = std::min(s->min_t, t);
   NoteHeadSample(s, lsn);
   AdvancePosition(s, lsn);
   out_of_order_total_++;
@@ -363,6 +380,7 @@ void TSDB::Impl::Seal(MemSeries* s) {
   if (!s->head.empty() && s->head_partition >= min_partition_) {
     batch_.Put(ChunkKey(s->head_partition, s->shard, s->id, s->head.first_t()),
                EncodeSealedChunk(s->head.data()));
+    s->last_chunk_first_t = s->head.first_t();
     partitions_.insert(s->head_partition);
     chunks_sealed_total_++;
   }
@@ -387,8 +405,10 @@ void TSDB::Impl::Seal(MemSeries* s) {
       enc.Append(smp.t, smp.v);
     }
     if (!enc.empty()) put();
+    s->ooo_sealed_max_t = std::max(s->ooo_sealed_max_t, s->ooo->back().t);
   }
   batch_.Put(MarkKey(s->id), EncodeMark(*s));
+  s->sealed_max_t = std::max(s->sealed_max_t, s->max_t);  // every stored sample is sealed now
   s->head.Reset();
   s->ooo.reset();
   s->head_first_lsn = 0;

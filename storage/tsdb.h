@@ -109,8 +109,9 @@ class TSDB : public query::SeriesSource {
   // once everything applied is durable. kUnavailable/kInternal on I/O failure.
   absl::StatusOr<AppendResult> Append(const std::vector<SeriesAppend>& batch);
 
-  // query::SeriesSource. LabelNames and LabelValues count a series when it has
-  // samples at or after mint (maxt is not used to filter).
+  // query::SeriesSource. LabelNames and LabelValues count a series when its
+  // oldest and newest samples span a time in [mint, maxt] (the oldest as ever
+  // stored, also when retention has dropped it since).
   absl::StatusOr<query::SelectResult> Select(const query::SelectHints& hints,
                                              const std::vector<LabelMatcher>& matchers) override;
   absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>& matchers,

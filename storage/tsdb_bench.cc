@@ -276,6 +276,46 @@ void BM_Recovery(benchmark::State& state) {
 }
 BENCHMARK(BM_Recovery)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// Select cost per series: 10k series x 260 samples (65 min of 15 s scrapes,
+// two sealed chunks and a head each), then Select of every series over the
+// instant-query window (5 min, Arg 0) or a 1 h range (Arg 1).
+void BM_Select(benchmark::State& state) {
+  constexpr int kRounds = 260;
+  const SeriesSet& set = Series10k();
+  BenchDir dir;
+  Options o;
+  o.dir = dir.path();
+  o.sync = false;
+  o.ooo_window = absl::Hours(24 * 365 * 10);
+  auto db = TSDB::Open(o);
+  CHECK(db.ok()) << db.status();
+  std::vector<SeriesAppend> batch(kBatch);
+  for (int round = 0; round < kRounds; round++) {
+    for (int first = 0; first < kSeries; first += kBatch) {
+      for (int j = 0; j < kBatch; j++) {
+        set.Fill(first + j, &batch[j]);
+        batch[j].samples.assign(1, Sample{kStart + round * kScrapeMs, 1.0 * round});
+      }
+      CHECK((*db)->Append(batch).ok());
+    }
+  }
+  const int64_t last = kStart + (kRounds - 1) * kScrapeMs;
+  query::SelectHints hints{last - (state.range(0) == 0 ? 300000 : 3900000), last};
+  auto m = LabelMatcher::Create(MatchType::kRegexMatch, "__name__", ".+");
+  CHECK(m.ok()) << m.status();
+  const std::vector<LabelMatcher> matchers = {*m};
+  int64_t samples = 0;
+  for (auto _ : state) {
+    auto r = (*db)->Select(hints, matchers);
+    CHECK(r.ok() && r->series.size() == kSeries) << r.status();
+    samples = 0;
+    for (const Series& s : r->series) samples += static_cast<int64_t>(s.samples.size());
+  }
+  state.counters["samples_per_series"] = static_cast<double>(samples) / kSeries;
+  state.SetItemsProcessed(state.iterations() * kSeries);  // items/s: series read per second
+}
+BENCHMARK(BM_Select)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_BytesPerSample)->Arg(0)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

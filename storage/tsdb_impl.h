@@ -48,6 +48,19 @@ struct MemSeries {
   // Newest timestamp stored for the series (head or sealed) and the bits of its value.
   int64_t max_t = kNoTimestamp;
   uint64_t last_v_bits = 0;
+  // Oldest timestamp ever stored for the series (kNoTimestamp: unknown, so any
+  // time). Samples dropped by retention leave it older than the oldest kept.
+  int64_t min_t = kNoTimestamp;
+  // No sealed chunk of the series holds a sample after this (kNoTimestamp: none
+  // sealed). Lets reads skip RocksDB when the range lies in the head.
+  int64_t sealed_max_t = kNoTimestamp;
+  // First timestamp of the newest sealed in-order chunk, whose key holds it as
+  // mint (kNoTimestamp: unknown, e.g. after a restart): older in-order chunks
+  // end before it. Sealed out-of-order chunks hold nothing after
+  // ooo_sealed_max_t. Together they let a read of the recent past seek straight
+  // to the one chunk that can hold samples in range.
+  int64_t last_chunk_first_t = kNoTimestamp;
+  int64_t ooo_sealed_max_t = kNoTimestamp;
 
   // In-order samples since the last seal, all in partition head_partition.
   ChunkEncoder head;
@@ -102,14 +115,32 @@ class TSDB::Impl {
     uint64_t lsn = 0;
     uint32_t idx = 0;
   };
-  // What a query needs of one series, copied out under mu_.
+  // What a read needs of one series, copied out under mu_. Its strings are in
+  // the ReadSnapshot's buffer (one allocation for all series, not one each).
   struct SeriesSnapshot {
     SeriesId id;
     uint32_t shard;
-    std::string canonical;
-    int64_t max_t;             // no sealed chunk lies in a later partition
-    std::vector<Sample> head;  // out-of-order head samples in range
-    std::string head_chunk;    // copy of the in-order head chunk if it overlaps the range
+    int64_t sealed_max_t;  // MemSeries::sealed_max_t
+    // Sealed chunks whose key sorts before (partition of seek_t, shard, id,
+    // seek_t) hold nothing in range; kNoTimestamp: read every chunk.
+    int64_t seek_t;
+    size_t canonical_off, canonical_len;
+    size_t head_off, head_len;  // the in-order head chunk if it overlaps the range, else empty
+    std::vector<Sample> ooo;    // out-of-order head samples in range
+  };
+  // Everything a read of [mint, maxt] needs from memory, taken under mu_.
+  struct ReadSnapshot {
+    int64_t mint = 0;
+    int64_t maxt = 0;
+    std::vector<int64_t> partitions;  // partitions with sealed chunks overlapping the range
+    std::string bytes;                // canonical labels and head chunks of `series`
+    std::vector<SeriesSnapshot> series;
+    absl::string_view canonical(const SeriesSnapshot& s) const {
+      return absl::string_view(bytes).substr(s.canonical_off, s.canonical_len);
+    }
+    absl::string_view head(const SeriesSnapshot& s) const {
+      return absl::string_view(bytes).substr(s.head_off, s.head_len);
+    }
   };
 
   // --- Recovery (tsdb.cc) ---
@@ -147,24 +178,26 @@ class TSDB::Impl {
   absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // --- Reads (tsdb_read.cc) ---
-  std::vector<SeriesSnapshot> SnapshotSeries(const std::vector<SeriesId>& ids, int64_t mint,
-                                             int64_t maxt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Completes the snapshots with their sealed samples in [mint, maxt] into
-  // Series, sorted by time with unique timestamps; drops series without samples.
-  absl::StatusOr<std::vector<Series>> ReadSeries(std::vector<SeriesSnapshot> snaps,
-                                                 const std::vector<int64_t>& partitions,
-                                                 int64_t mint, int64_t maxt);
-  // Sealed samples of one series in one partition within [mint, maxt], appended to `out`.
-  absl::Status ReadSealed(rocksdb::Iterator* it, int64_t partition, uint32_t shard, SeriesId id,
-                          int64_t mint, int64_t maxt, std::vector<Sample>* out);
+  // Snapshot of the series `ids` (those that may have samples in [mint, maxt]).
+  ReadSnapshot SnapshotSeries(const std::vector<SeriesId>& ids, int64_t mint, int64_t maxt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completes a snapshot with the sealed samples in range into Series sorted by
+  // labels, each sorted by time with unique timestamps; drops series without samples.
+  absl::StatusOr<std::vector<Series>> ReadSeries(ReadSnapshot snap);
+  // Appends the sealed samples in range of every snapshot series to samples[i]:
+  // one RocksDB iterator moving forward through the partitions in key order.
+  absl::Status ReadSealed(const ReadSnapshot& snap, std::vector<std::vector<Sample>>* samples);
   // Partitions with sealed chunks that [mint, maxt] overlaps.
   std::vector<int64_t> PartitionsIn(int64_t mint, int64_t maxt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // First timestamp not dropped by retention.
   int64_t MinKeptTime() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<SeriesId> ShardSeriesLocked(uint32_t shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Series matching `matchers` (all if none) with samples at or after mint.
+  // Series matching `matchers` (all if none) with samples in [mint, maxt], as
+  // far as their oldest and newest timestamps tell.
   std::vector<SeriesId> LiveSeriesLocked(const std::vector<LabelMatcher>& matchers, int64_t mint,
                                          int64_t maxt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether every stored sample lies in [mint, maxt].
+  bool CoversAllLocked(int64_t mint, int64_t maxt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets the series (memory, index, 'S'/'P'/'M' keys; not their chunks).
   void RemoveSeriesLocked(const std::vector<SeriesId>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Partition(int64_t t) const;

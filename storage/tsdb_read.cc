@@ -1,5 +1,6 @@
 // TSDB: queries, shards, retention, flush and stats. Append and recovery are in tsdb.cc.
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -20,19 +21,60 @@ constexpr size_t kExportBatchSeries = 500;
 
 Labels LabelsFromCanonical(absl::string_view canonical) {
   std::vector<Label> labels;
+  labels.reserve(std::count(canonical.begin(), canonical.end(), '\xff') / 2);
   ForEachCanonicalLabel(canonical, [&](absl::string_view n, absl::string_view v) {
     labels.push_back(Label{std::string(n), std::string(v)});
   });
   return Labels(std::move(labels));
 }
 
-void AppendInRange(absl::string_view chunk, int64_t mint, int64_t maxt, std::vector<Sample>* out,
-                   absl::Status* status) {
-  ChunkIterator it(chunk);
-  while (it.Next()) {
-    if (it.t() >= mint && it.t() <= maxt) out->push_back(Sample{it.t(), it.v()});
+// Appends the samples of an in-order XOR chunk within [mint, maxt] to `out`.
+void AppendHeadInRange(absl::string_view chunk, int64_t mint, int64_t maxt,
+                       std::vector<Sample>* out) {
+  for (ChunkIterator it(chunk); it.Next();) {  // our own in-memory encoding: no corruption
+    if (it.t() > maxt) break;
+    if (it.t() >= mint) out->push_back(Sample{it.t(), it.v()});
   }
-  *status = it.status();
+}
+
+// Labels order (Labels::operator<) on canonical encodings: the 0xff separator
+// sorts before every byte (it never occurs inside a name or value).
+bool CanonicalLess(absl::string_view a, absl::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {  // skip the common prefix a word at a time
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) break;
+  }
+  while (i < n && a[i] == b[i]) i++;
+  if (i == n) return a.size() < b.size();
+  const auto rank = [](char c) { return (static_cast<unsigned char>(c) + 1) & 0xff; };
+  return rank(a[i]) < rank(b[i]);
+}
+
+// Sorts by time and keeps the first of equal timestamps, unless already so.
+void SortUnique(std::vector<Sample>* samples) {
+  const auto not_before = [](const Sample& a, const Sample& b) { return a.t >= b.t; };
+  if (std::adjacent_find(samples->begin(), samples->end(), not_before) == samples->end()) return;
+  std::stable_sort(samples->begin(), samples->end(),
+                   [](const Sample& a, const Sample& b) { return a.t < b.t; });
+  samples->erase(std::unique(samples->begin(), samples->end(),
+                             [](const Sample& a, const Sample& b) { return a.t == b.t; }),
+                 samples->end());
+}
+
+// Positions `it` at the first key >= target. Targets of successive calls must
+// increase and the iterator only move forward in between: then a target a few
+// keys ahead is reached with Next() instead of a full Seek.
+void SeekForward(rocksdb::Iterator* it, const rocksdb::Slice& target) {
+  constexpr int kMaxSteps = 8;
+  for (int i = 0; i < kMaxSteps && it->Valid(); i++) {
+    if (it->key().compare(target) >= 0) return;
+    it->Next();
+  }
+  it->Seek(target);
 }
 
 }  // namespace
@@ -53,75 +95,118 @@ std::vector<int64_t> TSDB::Impl::PartitionsIn(int64_t mint, int64_t maxt) {
   return out;
 }
 
-std::vector<TSDB::Impl::SeriesSnapshot> TSDB::Impl::SnapshotSeries(
-    const std::vector<SeriesId>& ids, int64_t mint, int64_t maxt) {
-  std::vector<SeriesSnapshot> out;
-  out.reserve(ids.size());
+TSDB::Impl::ReadSnapshot TSDB::Impl::SnapshotSeries(const std::vector<SeriesId>& ids,
+                                                    int64_t mint, int64_t maxt) {
+  ReadSnapshot snap;
+  snap.mint = mint;
+  snap.maxt = maxt;
+  snap.partitions = PartitionsIn(mint, maxt);
+  snap.series.reserve(ids.size());
   for (SeriesId id : ids) {
     if (id >= series_.size() || series_[id] == nullptr) continue;
     const MemSeries& s = *series_[id];
-    SeriesSnapshot snap{id, s.shard, s.canonical, s.max_t, {}, {}};
-    if (!s.head.empty() && s.head.last_t() >= mint && s.head.first_t() <= maxt) {
-      snap.head_chunk = std::string(s.head.data());  // decoded after the lock is released
+    const bool head = !s.head.empty() && s.head.last_t() >= mint && s.head.first_t() <= maxt;
+    const bool sealed = s.sealed_max_t != kNoTimestamp && s.sealed_max_t >= mint;
+    if (!head && !sealed && s.ooo == nullptr) continue;  // nothing in range
+    const bool one_chunk = s.last_chunk_first_t != kNoTimestamp && s.last_chunk_first_t <= mint &&
+                           s.ooo_sealed_max_t < mint;
+    SeriesSnapshot ss{id,
+                      s.shard,
+                      s.sealed_max_t,
+                      one_chunk ? s.last_chunk_first_t : kNoTimestamp,
+                      snap.bytes.size(),
+                      s.canonical.size(),
+                      0,
+                      0,
+                      {}};
+    snap.bytes.append(s.canonical);
+    if (head) {
+      ss.head_off = snap.bytes.size();
+      ss.head_len = s.head.data().size();
+      snap.bytes.append(s.head.data().data(), s.head.data().size());
     }
     if (s.ooo != nullptr) {
       for (const Sample& smp : *s.ooo) {
-        if (smp.t >= mint && smp.t <= maxt) snap.head.push_back(smp);
+        if (smp.t >= mint && smp.t <= maxt) ss.ooo.push_back(smp);
       }
     }
-    out.push_back(std::move(snap));
+    snap.series.push_back(std::move(ss));
   }
-  return out;
+  return snap;
 }
 
-absl::Status TSDB::Impl::ReadSealed(rocksdb::Iterator* it, int64_t partition, uint32_t shard,
-                                    SeriesId id, int64_t mint, int64_t maxt,
-                                    std::vector<Sample>* out) {
-  const std::string prefix = ChunkPrefix(partition, shard, id);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    ChunkKeyParts parts;
-    if (!ParseChunkKey(absl::string_view(it->key().data(), it->key().size()), &parts)) {
-      return absl::DataLossError("bad chunk key");
-    }
-    if (parts.mint > maxt) break;
-    std::vector<Sample> samples;
-    absl::Status s =
-        DecodeSealedChunk(absl::string_view(it->value().data(), it->value().size()), &samples);
-    for (const Sample& smp : samples) {
-      if (smp.t >= mint && smp.t <= maxt) out->push_back(smp);
-    }
-    if (!s.ok()) {
-      return absl::DataLossError(absl::StrCat("series ", id, " partition ", partition, ": ",
-                                              s.message()));
-    }
+absl::Status TSDB::Impl::ReadSealed(const ReadSnapshot& snap,
+                                    std::vector<std::vector<Sample>>* samples) {
+  // The series with sealed samples possibly in range, in chunk key order.
+  std::vector<size_t> order;
+  for (size_t i = 0; i < snap.series.size(); i++) {
+    const SeriesSnapshot& s = snap.series[i];
+    if (s.sealed_max_t != kNoTimestamp && s.sealed_max_t >= snap.mint) order.push_back(i);
   }
-  return FromRocks(it->status());
-}
-
-absl::StatusOr<std::vector<Series>> TSDB::Impl::ReadSeries(std::vector<SeriesSnapshot> snaps,
-                                                           const std::vector<int64_t>& partitions,
-                                                           int64_t mint, int64_t maxt) {
-  std::vector<Series> out;
-  out.reserve(snaps.size());
+  if (order.empty() || snap.partitions.empty()) return absl::OkStatus();
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const SeriesSnapshot &x = snap.series[a], &y = snap.series[b];
+    return x.shard != y.shard ? x.shard < y.shard : x.id < y.id;
+  });
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (SeriesSnapshot& snap : snaps) {
-    std::vector<Sample> samples = std::move(snap.head);
-    if (!snap.head_chunk.empty()) {
-      absl::Status ignored;  // our own in-memory encoding
-      AppendInRange(snap.head_chunk, mint, maxt, &samples, &ignored);
+  std::vector<Sample> chunk;
+  std::string prefix, target;
+  for (int64_t p : snap.partitions) {
+    for (size_t i : order) {
+      const SeriesSnapshot& s = snap.series[i];
+      if (p > Partition(s.sealed_max_t)) continue;
+      const int64_t seek_p = s.seek_t == kNoTimestamp ? p : Partition(s.seek_t);
+      if (p < seek_p) continue;
+      prefix = ChunkPrefix(p);
+      PutBigEndian32(&prefix, s.shard);
+      PutBigEndian32(&prefix, s.id);
+      target = prefix;
+      if (p == seek_p && s.seek_t != kNoTimestamp) PutOrderedInt64(&target, s.seek_t);
+      SeekForward(it.get(), target);
+      for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        if (it->key().size() != kChunkKeySize) return absl::DataLossError("bad chunk key");
+        if (GetOrderedInt64(it->key().data() + prefix.size()) > snap.maxt) break;
+        chunk.clear();
+        absl::Status st =
+            DecodeSealedChunk(absl::string_view(it->value().data(), it->value().size()), &chunk);
+        if (!st.ok()) {
+          return absl::DataLossError(
+              absl::StrCat("series ", s.id, " partition ", p, ": ", st.message()));
+        }
+        for (const Sample& smp : chunk) {
+          if (smp.t >= snap.mint && smp.t <= snap.maxt) (*samples)[i].push_back(smp);
+        }
+      }
+      RETURN_IF_ERROR(FromRocks(it->status()));
     }
-    for (int64_t p : partitions) {
-      if (snap.max_t == kNoTimestamp || p > Partition(snap.max_t)) break;
-      RETURN_IF_ERROR(ReadSealed(it.get(), p, snap.shard, snap.id, mint, maxt, &samples));
-    }
-    if (samples.empty()) continue;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Series>> TSDB::Impl::ReadSeries(ReadSnapshot snap) {
+  const size_t n = snap.series.size();
+  std::vector<std::vector<Sample>> samples(n);
+  // Sealed samples come before the head's, and out-of-order ones last: mostly
+  // already in order.
+  RETURN_IF_ERROR(ReadSealed(snap, &samples));
+  for (size_t i = 0; i < n; i++) {
+    SeriesSnapshot& s = snap.series[i];
+    AppendHeadInRange(snap.head(s), snap.mint, snap.maxt, &samples[i]);
+    samples[i].insert(samples[i].end(), s.ooo.begin(), s.ooo.end());
+  }
+  std::vector<size_t> order;
+  for (size_t i = 0; i < n; i++) {
+    if (!samples[i].empty()) order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return CanonicalLess(snap.canonical(snap.series[a]), snap.canonical(snap.series[b]));
+  });
+  std::vector<Series> out;
+  out.reserve(order.size());
+  for (size_t i : order) {
     // A chunk sealed after the head snapshot shows up twice: keep one copy.
-    std::stable_sort(samples.begin(), samples.end(),
-                     [](const Sample& a, const Sample& b) { return a.t < b.t; });
-    samples.erase(std::unique(samples.begin(), samples.end(),
-                              [](const Sample& a, const Sample& b) { return a.t == b.t; }),
-                  samples.end());
-    out.push_back(Series{LabelsFromCanonical(snap.canonical), std::move(samples)});
+    SortUnique(&samples[i]);
+    out.push_back(Series{LabelsFromCanonical(snap.canonical(snap.series[i])), std::move(samples[i])});
   }
   return out;
 }
@@ -129,39 +214,40 @@ absl::StatusOr<std::vector<Series>> TSDB::Impl::ReadSeries(std::vector<SeriesSna
 absl::StatusOr<query::SelectResult> TSDB::Impl::Select(const query::SelectHints& hints,
                                                        const std::vector<LabelMatcher>& matchers) {
   query::SelectResult result;
-  std::vector<SeriesSnapshot> snaps;
-  std::vector<int64_t> partitions;
-  int64_t mint = hints.mint;
+  ReadSnapshot snap;
   {
     absl::MutexLock l(&mu_);
     ASSIGN_OR_RETURN(std::vector<SeriesId> ids, index_.Select(matchers));
-    mint = std::max(mint, MinKeptTime());
+    const int64_t mint = std::max(hints.mint, MinKeptTime());
     if (mint > hints.maxt) return result;
-    snaps = SnapshotSeries(ids, mint, hints.maxt);
-    partitions = PartitionsIn(mint, hints.maxt);
+    snap = SnapshotSeries(ids, mint, hints.maxt);
   }
-  ASSIGN_OR_RETURN(result.series, ReadSeries(std::move(snaps), partitions, mint, hints.maxt));
-  std::sort(result.series.begin(), result.series.end(),
-            [](const Series& a, const Series& b) { return a.labels < b.labels; });
+  ASSIGN_OR_RETURN(result.series, ReadSeries(std::move(snap)));
   return result;
 }
 
 std::vector<SeriesId> TSDB::Impl::LiveSeriesLocked(const std::vector<LabelMatcher>& matchers,
                                                   int64_t mint, int64_t maxt) {
-  std::vector<SeriesId> ids = index_.SelectOrAll(matchers);
   if (mint > maxt) return {};
-  // A series counts if it has samples at or after mint (its newest sample is
-  // known; the oldest is not, so maxt does not filter).
+  std::vector<SeriesId> ids = index_.SelectOrAll(matchers);
   ids.erase(std::remove_if(ids.begin(), ids.end(),
-                           [&](SeriesId id) { return series_[id]->max_t < mint; }),
+                           [&](SeriesId id) {
+                             const MemSeries& s = *series_[id];
+                             return s.max_t < mint || s.min_t > maxt;
+                           }),
             ids.end());
   return ids;
+}
+
+bool TSDB::Impl::CoversAllLocked(int64_t mint, int64_t maxt) const {
+  // No stored sample lies beyond now + max_future (later ones are rejected).
+  return mint <= MinKeptTime() && maxt >= opts_.clock->NowMillis() + max_future_ms_;
 }
 
 absl::StatusOr<std::vector<std::string>> TSDB::Impl::LabelNames(
     const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
   absl::MutexLock l(&mu_);
-  if (matchers.empty() && mint <= MinKeptTime() && mint <= maxt) return index_.LabelNames();
+  if (matchers.empty() && CoversAllLocked(mint, maxt)) return index_.LabelNames();
   absl::btree_set<std::string> names;
   for (SeriesId id : LiveSeriesLocked(matchers, mint, maxt)) {
     ForEachCanonicalLabel(series_[id]->canonical, [&](absl::string_view n, absl::string_view) {
@@ -174,7 +260,7 @@ absl::StatusOr<std::vector<std::string>> TSDB::Impl::LabelNames(
 absl::StatusOr<std::vector<std::string>> TSDB::Impl::LabelValues(
     absl::string_view name, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
   absl::MutexLock l(&mu_);
-  if (matchers.empty() && mint <= MinKeptTime() && mint <= maxt) return index_.LabelValues(name);
+  if (matchers.empty() && CoversAllLocked(mint, maxt)) return index_.LabelValues(name);
   absl::btree_set<std::string> values;
   for (SeriesId id : LiveSeriesLocked(matchers, mint, maxt)) {
     ForEachCanonicalLabel(series_[id]->canonical, [&](absl::string_view n, absl::string_view v) {
@@ -218,17 +304,14 @@ absl::Status TSDB::Impl::ExportShard(uint32_t shard, int64_t mint, int64_t maxt,
     for (size_t i = start; i < std::min(order.size(), start + kExportBatchSeries); i++) {
       ids.push_back(order[i].second);
     }
-    std::vector<SeriesSnapshot> snaps;
-    std::vector<int64_t> partitions;
-    int64_t lo = mint;
+    ReadSnapshot snap;
     {
       absl::MutexLock l(&mu_);
-      lo = std::max(lo, MinKeptTime());
+      const int64_t lo = std::max(mint, MinKeptTime());
       if (lo > maxt) return absl::OkStatus();
-      snaps = SnapshotSeries(ids, lo, maxt);
-      partitions = PartitionsIn(lo, maxt);
+      snap = SnapshotSeries(ids, lo, maxt);
     }
-    ASSIGN_OR_RETURN(std::vector<Series> batch, ReadSeries(std::move(snaps), partitions, lo, maxt));
+    ASSIGN_OR_RETURN(std::vector<Series> batch, ReadSeries(std::move(snap)));
     if (batch.empty()) continue;
     RETURN_IF_ERROR(fn(std::move(batch)));
   }
