@@ -308,7 +308,7 @@ class GrpcTransport::Peer {
   // It looks every half timeout, so it never wakes per message, and cancels a write it has seen
   // in progress at three looks in a row: one that has lasted between 1 and 1.5 timeouts.
   void Watchdog() {
-    const absl::Duration period = options_.message_timeout / 2;
+    const absl::Duration period = std::max(options_.message_timeout / 2, absl::Milliseconds(1));
     uint64_t seen_seq = 0;
     int looks = 0;
     absl::MutexLock l(&mu_);
