@@ -180,6 +180,7 @@ absl::Status ControlPlane::Start() {
   ro.tick = options_.tick;
   ro.election_ticks = options_.election_ticks;
   ro.heartbeat_ticks = options_.heartbeat_ticks;
+  ro.snapshot_every = options_.snapshot_every;
   absl::StatusOr<std::unique_ptr<raft::RaftNode>> node =
       raft::RaftNode::Open(ro, machine_.get(), transport_.get());
   if (!node.ok()) return node.status();
@@ -192,6 +193,10 @@ absl::Status ControlPlane::Start() {
 std::shared_ptr<const ShardMap> ControlPlane::shard_map() const { return machine_->map(); }
 
 void ControlPlane::SubscribeShardMap(MapCallback cb) { machine_->Subscribe(std::move(cb)); }
+
+void ControlPlane::SubscribeRegisters(absl::string_view prefix, RegisterCallback cb) {
+  machine_->SubscribeRegisters(prefix, std::move(cb));
+}
 
 raft::RaftStatus ControlPlane::raft_status() const {
   if (!started()) return raft::RaftStatus{.id = options_.node_id};

@@ -85,6 +85,8 @@ struct ControlPlaneOptions {
   absl::Duration request_timeout = absl::Seconds(5);
   // How often the leader's reconcile loop runs.
   absl::Duration reconcile_interval = absl::Milliseconds(200);
+  // Snapshot the control state and compact the Raft log every this many entries.
+  uint64_t snapshot_every = 10000;
   // Committed entries kept for GET /debug/raft.
   size_t debug_entries = 64;
   // Null: the leader never begins shard moves (placement stays as bootstrapped
@@ -126,6 +128,16 @@ class ControlPlane {
   // Calls `cb` now with the current map and after every applied change, on the
   // Raft loop thread: it must be quick and must not call back into Raft.
   void SubscribeShardMap(MapCallback cb);
+
+  using RegisterCallback = std::function<void(absl::string_view key, absl::string_view value)>;
+  // Calls `cb(key, value)` for every register whose key starts with `prefix`:
+  // now for the registers already there, then, on the Raft apply thread and in
+  // apply order, for every committed Put or successful CompareAndSet under the
+  // prefix, and for every register under the prefix after a snapshot restore
+  // (also the one at Start()). Subscribe before Start() to see the startup
+  // replay. `cb` must be quick and must not call back into Raft; a value may be
+  // delivered more than once (a session's retried command), never out of order.
+  void SubscribeRegisters(absl::string_view prefix, RegisterCallback cb);
 
   // Proposes `cmd` (on the leader, or forwarded to it) and waits until it is
   // applied: the state machine's result (whose code may be an error, see

@@ -6,14 +6,18 @@
 #ifndef VIGIL_CLUSTER_CONTROL_PLANE_MACHINE_H_
 #define VIGIL_CLUSTER_CONTROL_PLANE_MACHINE_H_
 
+#include <atomic>
 #include <deque>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "cluster/control_plane.h"
+#include "glog/logging.h"
 #include "xxhash.h"
 
 namespace vigil::cluster {
@@ -40,11 +44,16 @@ class ControlPlane::Machine final : public raft::StateMachine {
 
   std::string Apply(uint64_t index, absl::string_view data) override {
     v1::CommandResult r;
+    std::vector<v1::Register> written;
     {
       absl::MutexLock l(&mu_);
       r = state_.Apply(index, data);
+      if (r.code() == 0 && has_register_subs_.load(std::memory_order_acquire)) {
+        WrittenRegister(data, r, &written);
+      }
     }
     PublishIfChanged();
+    NotifyRegisters(written);
     return r.SerializeAsString();
   }
 
@@ -78,7 +87,22 @@ class ControlPlane::Machine final : public raft::StateMachine {
       s = state_.Restore(data);
     }
     PublishIfChanged();
+    if (s.ok() && has_register_subs_.load(std::memory_order_acquire)) {
+      NotifyRegisters(AllRegisters());
+    }
     return s;
+  }
+
+  // ControlPlane::SubscribeRegisters.
+  void SubscribeRegisters(absl::string_view prefix, RegisterCallback cb) {
+    absl::MutexLock l(&subs_mu_);
+    // Before reading the state: a write applied meanwhile then waits for subs_mu_
+    // and reaches `cb` too (perhaps twice, never lost).
+    has_register_subs_.store(true, std::memory_order_release);
+    for (const v1::Register& r : AllRegisters()) {
+      if (absl::StartsWith(r.key(), prefix)) cb(r.key(), r.value());
+    }
+    register_subs_.emplace_back(std::string(prefix), std::move(cb));
   }
 
   // Runs `fn(state)` under the lock; `fn` must not block.
@@ -119,6 +143,49 @@ class ControlPlane::Machine final : public raft::StateMachine {
     for (const MapCallback& cb : subs_) cb(changed);
   }
 
+  // The register a successful Put / CompareAndSet in `data` wrote, appended to
+  // `out` unless a later command overwrote it (a session's retried command
+  // answers with its first result).
+  void WrittenRegister(absl::string_view data, const v1::CommandResult& r,
+                       std::vector<v1::Register>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::Command cmd;
+    if (!cmd.ParseFromArray(data.data(), static_cast<int>(data.size()))) return;
+    std::string key;
+    if (cmd.has_put()) {
+      key = cmd.put().key();
+    } else if (cmd.has_compare_and_set()) {
+      key = cmd.compare_and_set().key();
+    } else {
+      return;
+    }
+    std::optional<RegisterValue> v = state_.GetRegister(key);
+    if (!v.has_value() || v->version != r.version()) return;
+    v1::Register& reg = out->emplace_back();
+    reg.set_key(std::move(key));
+    reg.set_value(v->value);
+    reg.set_version(v->version);
+  }
+
+  // Every register, by key (from a snapshot of the state).
+  std::vector<v1::Register> AllRegisters() const {
+    v1::Snapshot snap;
+    {
+      absl::MutexLock l(&mu_);
+      CHECK(snap.ParseFromString(state_.Snapshot()));
+    }
+    return {snap.registers().begin(), snap.registers().end()};
+  }
+
+  void NotifyRegisters(const std::vector<v1::Register>& regs) {
+    if (regs.empty()) return;
+    absl::MutexLock l(&subs_mu_);
+    for (const v1::Register& r : regs) {
+      for (const auto& [prefix, cb] : register_subs_) {
+        if (absl::StartsWith(r.key(), prefix)) cb(r.key(), r.value());
+      }
+    }
+  }
+
   const NodeId self_;
   const size_t debug_entries_;
   raft::GrpcTransport* transport_ = nullptr;
@@ -131,6 +198,8 @@ class ControlPlane::Machine final : public raft::StateMachine {
 
   absl::Mutex subs_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::vector<MapCallback> subs_ ABSL_GUARDED_BY(subs_mu_);
+  std::vector<std::pair<std::string, RegisterCallback>> register_subs_ ABSL_GUARDED_BY(subs_mu_);
+  std::atomic<bool> has_register_subs_{false};
 };
 
 }  // namespace vigil::cluster

@@ -11,10 +11,12 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cluster/control_http.h"
 #include "common/testing/status_matchers.h"
@@ -92,6 +94,7 @@ class ControlPlaneTest : public ::testing::Test {
       done(absl::OkStatus());
     };
     o.metrics = &metrics_;
+    o.snapshot_every = snapshot_every_;
     grpc::ServerBuilder builder;
     builder.AddListeningPort(peers_[id].grpc_address, grpc::InsecureServerCredentials());
     absl::StatusOr<std::unique_ptr<ControlPlane>> cp = ControlPlane::Create(o);
@@ -101,6 +104,14 @@ class ControlPlaneTest : public ::testing::Test {
     n.cp->RegisterServices(&builder);
     n.server = builder.BuildAndStart();
     ASSERT_NE(n.server, nullptr);
+    {
+      absl::MutexLock l(&seen_mu_);
+      seen_[id].clear();
+    }
+    n.cp->SubscribeRegisters("sub/", [this, id](absl::string_view k, absl::string_view v) {
+      absl::MutexLock l(&seen_mu_);
+      seen_[id].emplace_back(std::string(k), std::string(v));
+    });
     ASSERT_OK(n.cp->Start());
   }
 
@@ -154,6 +165,22 @@ class ControlPlaneTest : public ::testing::Test {
     return true;
   }
 
+  // What each node's SubscribeRegisters("sub/") callback saw since it started.
+  std::vector<std::pair<std::string, std::string>> Seen(NodeId id) {
+    absl::MutexLock l(&seen_mu_);
+    return seen_[id];
+  }
+  // The last value seen per key.
+  std::map<std::string, std::string> LastSeen(NodeId id) {
+    std::map<std::string, std::string> last;
+    for (auto& [k, v] : Seen(id)) last[k] = v;
+    return last;
+  }
+
+  uint64_t snapshot_every_ = 10000;
+  absl::Mutex seen_mu_;
+  std::map<NodeId, std::vector<std::pair<std::string, std::string>>> seen_
+      ABSL_GUARDED_BY(seen_mu_);
   std::string dir_;
   std::map<NodeId, PeerAddress> peers_;
   std::map<NodeId, Node> nodes_;
@@ -341,6 +368,65 @@ TEST_F(ControlPlaneTest, LeaderFailoverAndRestartRecovers) {
   }));
   EXPECT_TRUE(AllMapsPlacedOn({1, 2, 3}, 3));
   EXPECT_EQ(cp(leader)->StatusJson()["members"].size(), 3u);
+}
+
+TEST_F(ControlPlaneTest, SubscribeRegistersSeesCommittedWritesInOrder) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_OK(cp(leader)->PutRegister("sub/a", "1").status());
+  ASSERT_OK(cp(leader)->PutRegister("other", "x").status());
+  ASSERT_OK(cp(leader)->PutRegister("sub/b", "2").status());
+  ASSERT_OK(cp(leader)->PutRegister("sub/a", "3").status());
+  ASSERT_OK(cp(leader)->CompareAndSetRegister("sub/b", "2", "4", nullptr).status());
+  EXPECT_THAT(cp(leader)->CompareAndSetRegister("sub/b", "zzz", "5", nullptr).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK(cp(leader)->PutRegister("sub/c", "6").status());
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"sub/a", "1"}, {"sub/b", "2"}, {"sub/a", "3"}, {"sub/b", "4"}, {"sub/c", "6"}};
+  for (NodeId id = 1; id <= 3; ++id) {
+    EXPECT_TRUE(Eventually([&] { return Seen(id).size() >= want.size(); })) << id;
+    EXPECT_EQ(Seen(id), want) << "node " << id;
+  }
+  // A late subscriber gets the registers already there, under its prefix only.
+  auto late = std::make_shared<std::vector<std::string>>();
+  cp(leader)->SubscribeRegisters("sub/b", [late](absl::string_view k, absl::string_view v) {
+    late->push_back(absl::StrCat(k, "=", v));
+  });
+  EXPECT_THAT(*late, ElementsAre("sub/b=4"));
+}
+
+class ControlPlaneSnapshotTest : public ControlPlaneTest {
+ protected:
+  ControlPlaneSnapshotTest() { snapshot_every_ = 3; }
+};
+
+TEST_F(ControlPlaneSnapshotTest, SubscribeRegistersAfterSnapshotRestoreAndRestart) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_OK(cp(leader)->PutRegister("sub/a", "1").status());
+  ASSERT_OK(cp(leader)->PutRegister("other", "x").status());
+  const NodeId follower = leader % 3 + 1;
+  ASSERT_TRUE(Eventually([&] { return LastSeen(follower).size() == 1; }));
+  StopNode(follower);
+  // Enough writes while it is down that the leader's log is compacted past it:
+  // it catches up through a snapshot (Restore).
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_OK(cp(leader)->PutRegister(absl::StrCat("sub/k", i % 4), absl::StrCat(i)).status());
+  }
+  ASSERT_OK(cp(leader)->PutRegister("other", "y").status());
+  const std::map<std::string, std::string> want = {
+      {"sub/a", "1"}, {"sub/k0", "8"}, {"sub/k1", "9"}, {"sub/k2", "10"}, {"sub/k3", "11"}};
+  EXPECT_EQ(LastSeen(leader), want);
+  StartNode(follower, /*join=*/false);
+  EXPECT_TRUE(Eventually([&] { return LastSeen(follower) == want; }));
+  EXPECT_EQ(LastSeen(follower), want);
+
+  // A full restart replays (snapshot + log) into the subscribers again.
+  for (NodeId id = 1; id <= 3; ++id) StopNode(id);
+  for (NodeId id = 1; id <= 3; ++id) StartNode(id, /*join=*/false);
+  for (NodeId id = 1; id <= 3; ++id) {
+    EXPECT_TRUE(Eventually([&] { return LastSeen(id) == want; })) << id;
+  }
 }
 
 TEST_F(ControlPlaneTest, AddAndRemoveNodeRebalances) {
