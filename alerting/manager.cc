@@ -133,18 +133,20 @@ absl::Status RuleManager::EvalRule(const RuleGroup& group, int index, absl::Time
   RuleSlot& slot = slots_[key];
   AlertEvalResult r = EvaluateAlertingRule(rule, slot.state, vec, ts, ctx);
   slot.state = std::move(r.state);
-  if (r.needs_commit) {
-    out->commits.push_back(
-        {group.Key(), index, SerializeRuleState({group.Key(), index, rule.alert, ts, slot.state})});
-  }
-  RETURN_IF_ERROR(r.status);
-  RETURN_IF_ERROR(AppendWithStaleness(key, std::move(r.series), ts));
-  if (sink_ != nullptr) {
+  absl::Status s = r.status;
+  if (s.ok()) s = AppendWithStaleness(key, std::move(r.series), ts);
+  if (s.ok() && sink_ != nullptr) {
     std::vector<Alert> send = SelectAlertsToSend(&slot.state, ts, opts_.resend_delay,
                                                   scheduler_.IntervalOf(group));
     if (!send.empty()) sink_->Send(rule.expr, send);
   }
-  return absl::OkStatus();
+  // After SelectAlertsToSend: the committed state carries lastSentAt, so a new
+  // leader does not send again what this one just sent.
+  if (r.needs_commit) {
+    out->commits.push_back(
+        {group.Key(), index, SerializeRuleState({group.Key(), index, rule.alert, ts, slot.state})});
+  }
+  return s;
 }
 
 absl::Status RuleManager::EvalRecording(const Rule& rule, int limit, std::vector<Series> vec,

@@ -186,14 +186,12 @@ absl::Status AlertingService::Start() {
   if (!opts_.rule_files.empty()) {
     absl::StatusOr<RuleSet> set = LoadRuleFiles(opts_.rule_files, PromQLExprValidator());
     if (!set.ok()) return set.status();
-    // Proposed by the node that leads at startup; the committed set then reaches
-    // every node, and later leaders keep what is committed.
-    if (replicator_->IsLeader()) {
-      ProposeRuleSet(*set, [](absl::Status s) {
-        if (!s.ok()) LOG(WARNING) << "--rule_files not committed: " << s;
-      });
-    }
+    // Proposed once this node leads (at once if it does now); the committed set
+    // then reaches every node.
+    absl::MutexLock l(&mu_);
+    startup_rules_ = *std::move(set);
   }
+  if (replicator_->IsLeader()) MaybeProposeStartupRules();
   {
     absl::MutexLock l(&mu_);
     started_ = true;
@@ -204,10 +202,30 @@ absl::Status AlertingService::Start() {
   return absl::OkStatus();
 }
 
+void AlertingService::MaybeProposeStartupRules() {
+  std::optional<RuleSet> set;
+  {
+    absl::MutexLock l(&mu_);
+    DrainLocked();
+    if (!startup_rules_.has_value()) return;
+    if (SerializeRuleSet(*startup_rules_) != SerializeRuleSet(rules_)) set = startup_rules_;
+    startup_rules_.reset();
+  }
+  if (!set.has_value()) return;
+  // Outside the lock: the replicator may apply (OnCommitted) before returning.
+  ProposeRuleSet(*set, [this, set](absl::Status s) {
+    if (s.ok()) return;
+    LOG(WARNING) << "--rule_files not committed (retried when leading): " << s;
+    absl::MutexLock l(&mu_);
+    if (!startup_rules_.has_value()) startup_rules_ = set;
+  });
+}
+
 void AlertingService::RunLoop() {
   for (;;) {
     const bool leader = replicator_->IsLeader();
     OnLeadershipChange(leader);
+    if (leader) MaybeProposeStartupRules();
     const absl::Time next = Tick();
     notifier_runner_->Kick();
     // Real time here: this is the production loop; tests call Tick() instead.
@@ -256,7 +274,9 @@ void AlertingService::RegisterRoutes(httplib::Server* server) {
       absl::Status status;
     };
     auto wait = std::make_shared<Wait>();
-    absl::Status s = ApplyRuleContents({{"api", req.body}}, [wait](absl::Status st) {
+    // ?file=NAME names the rule file (group keys are "<file>;<group>"); default "api".
+    const std::string file = req.has_param("file") ? req.get_param_value("file") : "api";
+    absl::Status s = ApplyRuleContents({{file, req.body}}, [wait](absl::Status st) {
       wait->status = std::move(st);
       wait->done.Notify();
     });

@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,7 +60,9 @@ struct AlertingServiceOptions {
   std::vector<std::string> alertmanager_urls;  // --alertmanager_url, repeated or comma-separated.
   std::map<std::string, std::string> external_labels;
   std::string external_url;
-  std::vector<std::string> rule_files;  // --rule_files: proposed by the first leader's Start().
+  // --rule_files: validated by Start(), proposed the first time this node leads
+  // after Start() unless the committed rule set is already the same.
+  std::vector<std::string> rule_files;
   absl::Duration evaluation_interval = absl::Minutes(1);
   absl::Duration resend_delay = absl::Minutes(1);
   absl::Duration commit_timeout = absl::Seconds(10);  // POST /api/v1/admin/rules waits this long.
@@ -108,11 +111,14 @@ class AlertingService {
   absl::Time Tick();
 
   // Starts the evaluation thread and the notifier runner. If rule files were
-  // given they are loaded now; a bad file is an error here.
+  // given they are loaded now (a bad file is an error here) and proposed once
+  // this node leads.
   absl::Status Start();
   void Stop();  // Idempotent.
 
-  // GET /api/v1/rules, GET /api/v1/alerts, POST /api/v1/admin/rules.
+  // GET /api/v1/rules, GET /api/v1/alerts, POST /api/v1/admin/rules[?file=NAME]
+  // (body: one rule file; 200 once committed, 400 with the line-numbered errors
+  // of a bad file, whose rules are then not applied, 503 if not committed).
   void RegisterRoutes(httplib::Server* server);
   // Adds a collect hook exporting vigil_rule_group_* and vigil_notifications_*.
   void ExportMetrics(metrics::Registry* registry);
@@ -128,6 +134,8 @@ class AlertingService {
   // Applies the committed payloads queued by OnCommitted, in order.
   void DrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ProposeRuleSet(const RuleSet& set, std::function<void(absl::Status)> done);
+  // Proposes the --rule_files set if it waits for this node's leadership.
+  void MaybeProposeStartupRules();
 
   const AlertingServiceOptions opts_;
   const Clock* const clock_;
@@ -140,6 +148,8 @@ class AlertingService {
   RuleSet rules_ ABSL_GUARDED_BY(mu_);  // As last committed.
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // The --rule_files set until this node proposed it as leader.
+  std::optional<RuleSet> startup_rules_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex inbox_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::vector<std::function<void()>> inbox_ ABSL_GUARDED_BY(inbox_mu_);

@@ -101,6 +101,8 @@ absl::Time ParseTime(const std::string& s) {
 
 class AlertingServiceTest : public ::testing::Test {
  protected:
+  static constexpr int64_t kStartMs = 1700000000'000 - 600'000;  // 10 minutes before the clock.
+
   AlertingServiceTest()
       : clock_(absl::FromUnixSeconds(1700000000)),
         querier_(&engine_, &source_),
@@ -110,8 +112,7 @@ class AlertingServiceTest : public ::testing::Test {
     replicator_.AddMember(&b_);
     // up{instance="x"} == 0 every 15 s for an hour around the test.
     std::vector<Sample> samples;
-    const int64_t start_ms = absl::ToUnixMillis(clock_.Now()) - 600'000;
-    for (int64_t t = start_ms; t < start_ms + 3'600'000; t += 15'000) samples.push_back({t, 0});
+    for (int64_t t = kStartMs; t < kStartMs + 3'600'000; t += 15'000) samples.push_back({t, 0});
     source_.Add(Labels{{"__name__", "up"}, {"instance", "x"}}, samples);
   }
 
@@ -264,12 +265,34 @@ TEST_F(AlertingServiceTest, FailoverAfterFiringKeepsTheEpisode) {
   Elect(&b_);
   Advance(absl::Minutes(3));
   EXPECT_EQ(StateOf(b_), "firing");
-  // The new leader may resend the alert once (the committed state predates the
-  // send, see RuleManager::EvalRule), but it is the same episode: same startsAt,
-  // which Alertmanager deduplicates; no new episode, no resend every interval.
+  // The committed state carries the old leader's lastSentAt: the new leader does
+  // not send the alert again before the resend delay (10 minutes here).
+  EXPECT_THAT(am_b_.posted(), IsEmpty());
+  // Then it resends the same episode (same startsAt), as Prometheus does.
+  Advance(absl::Minutes(8));
   std::vector<nlohmann::json> posted = am_b_.posted();
-  EXPECT_LE(posted.size(), 1u);
-  for (const nlohmann::json& a : posted) EXPECT_EQ(a["startsAt"], starts_at);
+  ASSERT_THAT(posted, SizeIs(1));
+  EXPECT_EQ(posted[0]["startsAt"], starts_at);
+  EXPECT_THAT(am_a_.posted(), SizeIs(1));
+}
+
+TEST_F(AlertingServiceTest, FailoverAfterResolvingDoesNotResendTheResolution) {
+  Elect(&a_);
+  ASSERT_OK(a_.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(4), [&] { return StateOf(a_) == "firing"; }));
+  // The condition clears: up{instance="x"} is 1 from now on.
+  std::vector<Sample> ones;
+  const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
+  for (int64_t t = kStartMs; t < kStartMs + 3'600'000; t += 15'000) {
+    if (t > now_ms) ones.push_back({t, 1});  // Replaces the 0 at that timestamp.
+  }
+  source_.Add(Labels{{"__name__", "up"}, {"instance", "x"}}, ones);
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(2), [&] { return StateOf(a_) == "inactive"; }));
+  Advance(absl::Seconds(2));
+  ASSERT_THAT(am_a_.posted(), SizeIs(2));  // Firing, then resolved.
+  Elect(&b_);
+  Advance(absl::Minutes(3));
+  EXPECT_THAT(am_b_.posted(), IsEmpty());
 }
 
 TEST_F(AlertingServiceTest, PayloadKeysNameTheRuleSetAndEachRule) {
