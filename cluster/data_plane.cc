@@ -124,6 +124,9 @@ void DataPlane::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  // Remote calls in flight are cancelled and their callbacks run now, while the
+  // writer they report to is still alive.
+  remote_.Shutdown();
   // Writes still waiting for replicas are failed (their callbacks run now).
   while (writer_.inflight() > 0) {
     writer_.ExpireOverdue();

@@ -165,7 +165,9 @@ TEST_F(Cluster, WritesThroughAnyNodeReachAllReplicas) {
   // W=2 of 3 acked; the third replica may still be appending: poll.
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   for (NodeId id = 1; id <= 3; ++id) {
-    while (LocalSamples(id, "b") != Samples(b) && absl::Now() < deadline) {
+    while ((LocalSamples(id, "a") != Samples(a) || LocalSamples(id, "b") != Samples(b)) &&
+           absl::Now() < deadline) {
+      nodes_[1].dp->MaintainOnce();  // hints, if a write to the third replica failed
       nodes_[2].dp->MaintainOnce();
     }
     EXPECT_EQ(LocalSamples(id, "a"), Samples(a)) << "node " << id;

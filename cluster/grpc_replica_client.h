@@ -7,8 +7,13 @@
 // (wait_for_ready false) and reconnect attempts are short, so a node that is
 // down fails calls at once instead of eating the deadline.
 //
-// Thread-safe. Callbacks run on gRPC's threads; the client must outlive every
-// call in flight (its destructor does not wait).
+// Thread-safe. Callbacks run on gRPC's threads. Shutdown() (or the destructor)
+// cancels the calls in flight and waits for their callbacks, so no call
+// outlives the client: a call's last reference to its channel must never be
+// dropped inside gRPC's own callback (gRPC 1.51 then destroys the channel's
+// completion queue under itself: "ref_counted.h: prior > 0" aborts).
+// A callback runs after its call's gRPC state is released, so `done` may
+// destroy the client's owner only after Shutdown() returned.
 #ifndef VIGIL_CLUSTER_GRPC_REPLICA_CLIENT_H_
 #define VIGIL_CLUSTER_GRPC_REPLICA_CLIENT_H_
 
@@ -37,11 +42,22 @@ struct GrpcReplicaClientOptions {
   // go unnoticed.
   absl::Duration max_reconnect_backoff = absl::Seconds(1);
   int max_message_bytes = 256 << 20;
+  // The shortest a connection attempt may take before it counts as failed
+  // (gRPC's min connect timeout): short enough that an unreachable node fails
+  // calls soon, long enough for a handshake on a loaded machine.
+  absl::Duration min_connect_timeout = absl::Seconds(2);
 };
 
 class GrpcReplicaClient final : public ReplicaClient, public ReplicaReader {
  public:
   GrpcReplicaClient(AddressFn address, GrpcReplicaClientOptions opts = {});
+  ~GrpcReplicaClient();
+  GrpcReplicaClient(const GrpcReplicaClient&) = delete;
+  GrpcReplicaClient& operator=(const GrpcReplicaClient&) = delete;
+
+  // Cancels every call in flight and waits until their callbacks returned;
+  // later calls fail with kUnavailable at once. Idempotent.
+  void Shutdown();
 
   void Write(NodeId node, ReplicaWriteRequest req, absl::Time deadline,
              WriteCallback done) override;
@@ -56,8 +72,23 @@ class GrpcReplicaClient final : public ReplicaClient, public ReplicaReader {
                            const std::function<absl::Status(std::vector<Series>)>& fn);
 
  private:
+  class CallGuard;
+  template <typename Req, typename Resp, typename Reply>
+  struct AsyncCall;
+  // Starts `start(stub, ctx, req, resp, on_done)` with `req` and a deadline,
+  // then calls `done` with decode(resp) or the call's error.
+  template <typename Req, typename Resp, typename Reply, typename StartFn, typename DecodeFn>
+  void CallAsync(NodeId node, absl::Time deadline, Req req, StartFn start, DecodeFn decode,
+                 std::function<void(absl::StatusOr<Reply>)> done);
+
   // kUnavailable if the node has no address.
   absl::StatusOr<internal::v1::Replica::Stub*> Stub(NodeId node);
+  // Registers a call about to start with `ctx` (cancelled by Shutdown()): its
+  // id, or 0 once shut down. Each id gets ForgetContext(id) before `ctx` is
+  // destroyed, and then one EndCall() when the call's callback is done.
+  uint64_t BeginCall(grpc::ClientContext* ctx);
+  void ForgetContext(uint64_t id);
+  void EndCall();
 
   const AddressFn address_;
   const GrpcReplicaClientOptions opts_;
@@ -69,6 +100,10 @@ class GrpcReplicaClient final : public ReplicaClient, public ReplicaReader {
   // Stubs are never destroyed while the client lives (calls may use them).
   std::map<NodeId, Peer> peers_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<internal::v1::Replica::Stub>> retired_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_call_ ABSL_GUARDED_BY(mu_) = 1;
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;  // calls begun and not ended
+  std::map<uint64_t, grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);  // cancellable
 };
 
 }  // namespace vigil::cluster

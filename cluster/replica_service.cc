@@ -1,40 +1,106 @@
 // cluster/replica_service.cc
 #include "cluster/replica_service.h"
 
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 #include "cluster/replica_codec.h"
+#include "common/grpc_status.h"
 
 namespace vigil::cluster {
+namespace {
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+// Appends wait on the WAL's group-committed fsync far longer than they compute,
+// so a few more than the cores keep fsyncs shared without a thread per shard.
+constexpr int kAppendThreads = 16;
+
+// A fixed pool that runs the iterations of ParallelFor calls, the calling
+// thread included (so a call never waits for a busy pool to start it).
+class AppendPool {
+ public:
+  explicit AppendPool(int threads) {
+    for (int i = 0; i < threads; ++i) std::thread([this] { WorkerLoop(); }).detach();
+  }
+
+  // Runs fn(0..n-1), on this thread and up to n - 1 pool threads; returns when all ran.
+  void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
+    auto job = std::make_shared<Job>(&fn, n);
+    const size_t helpers = std::min<size_t>(n > 0 ? n - 1 : 0, kAppendThreads);
+    if (helpers > 0) {
+      absl::MutexLock l(&mu_);
+      for (size_t i = 0; i < helpers; ++i) queue_.push_back(job);
+    }
+    Work(*job);
+    absl::MutexLock l(&job->mu);
+    job->mu.Await(absl::Condition(
+        +[](Job* j) { return j->finished == j->n; }, job.get()));
+  }
+
+ private:
+  struct Job {
+    Job(const std::function<void(size_t)>* f, size_t count) : fn(f), n(count) {}
+    const std::function<void(size_t)>* const fn;  // valid until finished == n
+    const size_t n;
+    std::atomic<size_t> next{0};
+    absl::Mutex mu;
+    size_t finished ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  // Claims and runs iterations until none is left. A helper that arrives after
+  // the last was claimed does nothing (and never touches fn).
+  static void Work(Job& job) {
+    for (size_t i = job.next.fetch_add(1); i < job.n; i = job.next.fetch_add(1)) {
+      (*job.fn)(i);
+      absl::MutexLock l(&job.mu);
+      ++job.finished;
+    }
+  }
+
+  void WorkerLoop() {
+    while (true) {
+      std::shared_ptr<Job> job;
+      {
+        absl::MutexLock l(&mu_);
+        mu_.Await(absl::Condition(
+            +[](std::deque<std::shared_ptr<Job>>* q) { return !q->empty(); }, &queue_));
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Work(*job);
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
+};
+
+AppendPool& Pool() {
+  static AppendPool* const pool = new AppendPool(kAppendThreads);  // lives until exit
+  return *pool;
 }
 
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
+}  // namespace
 
 absl::StatusOr<ReplicaWriteReply> AppendShardsConcurrently(const AppendFn& append,
                                                            const ReplicaWriteRequest& req) {
   const size_t n = req.shards.size();
   std::vector<absl::StatusOr<storage::AppendResult>> results(n, absl::UnknownError("not run"));
-  auto run = [&](size_t i) {
+  Pool().ParallelFor(n, [&](size_t i) {
     static const std::vector<Series> kNone;
     const std::vector<Series>& series =
         req.shards[i].series != nullptr ? *req.shards[i].series : kNone;
     results[i] = append(ToSeriesAppends(series));
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(n > 0 ? n - 1 : 0);
-  for (size_t i = 1; i < n; ++i) threads.emplace_back(run, i);
-  if (n > 0) run(0);
-  for (std::thread& t : threads) t.join();
+  });
   ReplicaWriteReply reply;
   for (absl::StatusOr<storage::AppendResult>& r : results) {
     if (!r.ok()) return r.status();
@@ -50,7 +116,7 @@ grpc::Status ReplicaService::Write(grpc::ServerContext*,
                                    const internal::v1::ReplicaWriteRequest* req,
                                    internal::v1::ReplicaWriteResponse* resp) {
   absl::StatusOr<ReplicaWriteReply> r = AppendShardsConcurrently(append_, WriteFromProto(*req));
-  if (!r.ok()) return ToGrpc(r.status());
+  if (!r.ok()) return ToGrpcStatus(r.status());
   for (const storage::AppendResult& a : r->shards) AppendResultToProto(a, resp->add_shards());
   return grpc::Status::OK;
 }
@@ -59,9 +125,9 @@ grpc::Status ReplicaService::Read(ReplicaReadRequest::Kind kind,
                                   const internal::v1::ReplicaReadRequest* req,
                                   internal::v1::ReplicaReadResponse* resp) {
   absl::StatusOr<ReplicaReadRequest> r = ReadFromProto(kind, *req);
-  if (!r.ok()) return ToGrpc(r.status());
+  if (!r.ok()) return ToGrpcStatus(r.status());
   absl::StatusOr<ReplicaReadReply> reply = local_.ReadNow(*r);
-  if (!reply.ok()) return ToGrpc(reply.status());
+  if (!reply.ok()) return ToGrpcStatus(reply.status());
   ReadReplyToProto(*reply, resp);
   return grpc::Status::OK;
 }
@@ -87,7 +153,7 @@ grpc::Status ReplicaService::LabelValues(grpc::ServerContext*,
 grpc::Status ReplicaService::ShardDigest(grpc::ServerContext*, const internal::v1::ShardRange* req,
                                          internal::v1::ShardDigestResponse* resp) {
   absl::StatusOr<uint64_t> d = tsdb_->ShardDigest(req->shard(), req->mint(), req->maxt());
-  if (!d.ok()) return ToGrpc(d.status());
+  if (!d.ok()) return ToGrpcStatus(d.status());
   resp->set_digest(*d);
   return grpc::Status::OK;
 }
@@ -103,7 +169,7 @@ grpc::Status ReplicaService::ExportShard(
         if (!out->Write(msg)) return absl::UnavailableError("export stream broken");
         return absl::OkStatus();
       });
-  return ToGrpc(s);
+  return ToGrpcStatus(s);
 }
 
 }  // namespace vigil::cluster

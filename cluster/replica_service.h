@@ -18,12 +18,10 @@
 
 namespace vigil::cluster {
 
-grpc::Status ToGrpc(const absl::Status& s);
-absl::Status FromGrpc(const grpc::Status& s);
-
-// Appends each shard of `req` with its own `append` call, all concurrently, so
-// that the storage group-commits them into one fsync instead of one per shard.
-// The first error (in shard order) is returned.
+// Appends each shard of `req` with its own `append` call, concurrently on the
+// calling thread and a small process-wide pool (16 threads, shared by every
+// request), so that the storage group-commits them into a few fsyncs instead
+// of one per shard. The first error (in shard order) is returned.
 absl::StatusOr<ReplicaWriteReply> AppendShardsConcurrently(const AppendFn& append,
                                                            const ReplicaWriteRequest& req);
 

@@ -1,8 +1,6 @@
 // server/status_mapping.cc
 #include "server/status_mapping.h"
 
-#include <string>
-
 #include "glog/logging.h"
 
 namespace vigil::server {
@@ -27,12 +25,6 @@ HttpError ToHttpError(const absl::Status& s) {
     default:
       return {500, "internal"};
   }
-}
-
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  // absl::StatusCode mirrors grpc::StatusCode value for value.
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 }  // namespace vigil::server

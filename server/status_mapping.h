@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/grpc_status.h"
 #include "grpcpp/support/status.h"
 
 namespace vigil::server {
@@ -25,8 +26,8 @@ struct HttpError {
 // `s` must not be OK.
 HttpError ToHttpError(const absl::Status& s);
 
-// Same code, same message.
-grpc::Status ToGrpcStatus(const absl::Status& s);
+// Same code, same message (common/grpc_status.h, shared with the cluster's services).
+using ::vigil::ToGrpcStatus;
 
 }  // namespace vigil::server
 
