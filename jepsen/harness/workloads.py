@@ -181,7 +181,7 @@ class RegisterWorkload:
     """Linearizable registers in the control state (see the module comment)."""
 
     name = "register"
-    KEYS = 4
+    KEYS = 8
 
     def __init__(self, run):
         self.run = run
@@ -237,16 +237,30 @@ class RegisterWorkload:
     def client_loop(self, p, deadline):
         cfg, hist = self.run.cfg, self.run.history
         rng = random.Random(cfg.seed * 1000 + p)
-        for _ in _bounded_loop(self.run, deadline, cfg.max_ops_per_client):
+        seen = {}  # key -> the last value this client saw there
+        for n in _bounded_loop(self.run, deadline, cfg.max_ops_per_client):
             node_id = rng.choice(sorted(self.run.nodes))
             key = "jepsen-%s-%d" % (self.run.tag, rng.randrange(self.KEYS))
             f = rng.choice(["read", "read", "write", "cas"])
+            # Unique values (process, op number): a read names the one write it
+            # saw, which keeps the search small even with many unknown outcomes.
+            # A CAS expects the last value this client saw on the key, so it
+            # often succeeds; sometimes it expects a value never written.
+            fresh = "p%dn%d" % (p, n)
             value = {}
             if f == "write":
-                value = {"value": str(rng.randrange(5))}
+                value = {"value": fresh}
             elif f == "cas":
-                value = {"from": str(rng.randrange(5)), "to": str(rng.randrange(5))}
-            kind, _ = self.op(p, node_id, f, key, value)
+                expect = seen.get(key) if rng.random() < 0.8 else "never"
+                value = {"from": expect or "never", "to": fresh}
+            kind, out = self.op(p, node_id, f, key, value)
+            if kind == "ok":
+                if f == "read" and out.get("value") is not None:
+                    seen[key] = out["value"]
+                elif f == "write" or (f == "cas" and out.get("ok")):
+                    seen[key] = fresh
+                elif f == "cas" and out.get("value") is not None:
+                    seen[key] = out["value"]
             self.run.stopping.wait(cfg.op_interval if kind == "ok" else cfg.retry_interval)
 
     def op(self, p, node_id, f, key, value, timeout=None):
