@@ -177,8 +177,10 @@ class GrpcTransport::Service final : public pb::RaftTransport::Service {
 // thread (the watchdog) cancels a stream write that outlives message_timeout.
 class GrpcTransport::Peer {
  public:
-  Peer(std::string address, const GrpcTransportOptions& options)
-      : address_(std::move(address)), options_(options) {
+  // `report` is told the outcome of each snapshot transfer.
+  Peer(std::string address, const GrpcTransportOptions& options,
+       std::function<void(bool ok)> report)
+      : address_(std::move(address)), options_(options), report_(std::move(report)) {
     thread_ = std::thread([this] { Run(); });
     watchdog_ = std::thread([this] { Watchdog(); });
   }
@@ -365,19 +367,23 @@ class GrpcTransport::Peer {
     } while (ok && offset < data.size());
     if (ok) writer->WritesDone();
     grpc::Status status = writer->Finish();
-    absl::MutexLock l(&mu_);
-    snapshot_ctx_ = nullptr;
-    if (status.ok()) {
-      ++stats_.snapshots_sent;
-    } else {
-      ++stats_.snapshot_failures;
-      LOG(WARNING) << "raft peer " << address_ << ": snapshot transfer failed: "
-                   << status.error_message();
+    {
+      absl::MutexLock l(&mu_);
+      snapshot_ctx_ = nullptr;
+      if (status.ok()) {
+        ++stats_.snapshots_sent;
+      } else {
+        ++stats_.snapshot_failures;
+        LOG(WARNING) << "raft peer " << address_ << ": snapshot transfer failed: "
+                     << status.error_message();
+      }
     }
+    report_(status.ok());
   }
 
   const std::string address_;
   const GrpcTransportOptions options_;
+  const std::function<void(bool ok)> report_;
   std::thread thread_;
   std::thread watchdog_;
   mutable absl::Mutex mu_;
@@ -423,6 +429,7 @@ GrpcTransport::~GrpcTransport() {
     absl::MutexLock l(&mu_);
     peers.swap(peers_);
     handler_ = nullptr;
+    reporter_ = nullptr;
   }
   peers.clear();  // joins the sender threads outside mu_
   if (server_ != nullptr) {
@@ -436,7 +443,8 @@ void GrpcTransport::SetHandler(Handler handler) {
 }
 
 void GrpcTransport::AddPeer(uint64_t id, const std::string& address) {
-  auto peer = std::make_unique<Peer>(address, options_);
+  auto peer = std::make_unique<Peer>(address, options_,
+                                     [this, id](bool ok) { ReportSnapshot(id, ok); });
   std::unique_ptr<Peer> old;
   {
     absl::MutexLock l(&mu_);
@@ -471,6 +479,16 @@ PeerStats GrpcTransport::peer_stats(uint64_t id) const {
 }
 
 InboundStats GrpcTransport::inbound_stats() const { return service_->stats(); }
+
+void GrpcTransport::SetSnapshotReporter(SnapshotReporter reporter) {
+  absl::MutexLock l(&mu_);
+  reporter_ = std::move(reporter);
+}
+
+void GrpcTransport::ReportSnapshot(uint64_t peer, bool ok) {
+  absl::MutexLock l(&mu_);
+  if (reporter_) reporter_(peer, ok);
+}
 
 void GrpcTransport::Deliver(Message m) {
   // Called under mu_ so the handler cannot be reset (and its node freed) mid-call.

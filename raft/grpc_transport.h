@@ -95,6 +95,7 @@ class GrpcTransport final : public Transport {
   void AddPeer(uint64_t id, const std::string& address) override;
   void RemovePeer(uint64_t id) override;
   void Send(std::vector<Message> msgs) override;
+  void SetSnapshotReporter(SnapshotReporter reporter) override;
 
   // Zeroes for an unknown peer.
   PeerStats peer_stats(uint64_t id) const;
@@ -105,6 +106,7 @@ class GrpcTransport final : public Transport {
   class Peer;
   explicit GrpcTransport(const GrpcTransportOptions& options);
   void Deliver(Message m);
+  void ReportSnapshot(uint64_t peer, bool ok);
 
   const GrpcTransportOptions options_;
   std::unique_ptr<Service> service_;
@@ -113,6 +115,7 @@ class GrpcTransport final : public Transport {
 
   mutable absl::Mutex mu_;
   Handler handler_ ABSL_GUARDED_BY(mu_);
+  SnapshotReporter reporter_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
 };
 

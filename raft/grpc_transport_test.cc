@@ -213,6 +213,38 @@ TEST(GrpcTransportSnapshotTest, LateNodeCatchesUpFromChunkedSnapshot) {
   EXPECT_GE(c.transport(3).inbound_stats().snapshot_chunks, 2u);
 }
 
+// The sender learns each transfer's outcome (Transport::SetSnapshotReporter), so the leader can
+// retry a failed one at once.
+TEST(GrpcTransportSnapshotTest, ReportsOutcomeToSender) {
+  GrpcTransportOptions small;
+  small.max_snapshot_bytes = 1000;
+  ASSERT_OK_AND_ASSIGN(auto receiver, GrpcTransport::Create("127.0.0.1:0", small));
+  Inbox inbox;
+  receiver->SetHandler(inbox.handler());
+  ASSERT_OK_AND_ASSIGN(auto sender, GrpcTransport::Create("127.0.0.1:0"));
+  absl::Mutex mu;
+  std::vector<std::pair<uint64_t, bool>> reports;
+  sender->SetSnapshotReporter([&](uint64_t peer, bool ok) {
+    absl::MutexLock l(&mu);
+    reports.emplace_back(peer, ok);
+  });
+  sender->AddPeer(2, Address(receiver->port()));
+  sender->Send({SnapshotMessage(std::string(1000, 's'))});
+  sender->Send({SnapshotMessage(std::string(1001, 's'))});  // over the receiver's limit
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock l(&mu);
+    return reports.size() == 2;
+  }));
+  {
+    absl::MutexLock l(&mu);
+    EXPECT_EQ(reports[0], std::make_pair(uint64_t{2}, true));
+    EXPECT_EQ(reports[1], std::make_pair(uint64_t{2}, false));
+  }
+  EXPECT_EQ(inbox.size(), 1u);
+  EXPECT_EQ(sender->peer_stats(2).snapshot_failures, 1u);
+  sender.reset();  // the reporter's captures must outlive the transport
+}
+
 // Writes `chunks` to the receiver's InstallSnapshot directly and returns the call's status.
 grpc::Status SendChunks(int port, const std::vector<pb::SnapshotChunk>& chunks) {
   auto stub = pb::RaftTransport::NewStub(

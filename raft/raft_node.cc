@@ -40,6 +40,9 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   }
   std::unique_ptr<RaftNode> node(new RaftNode(options, *std::move(store), sm, transport));
   transport->SetHandler([n = node.get()](Message m) { n->Receive(std::move(m)); });
+  transport->SetSnapshotReporter([n = node.get()](uint64_t peer, bool ok) {
+    n->Post([n, peer, ok] { n->core_->ReportSnapshot(peer, ok); });
+  });
   node->loop_ = std::thread([n = node.get()] { n->Run(); });
   return node;
 }
@@ -69,6 +72,7 @@ RaftNode::~RaftNode() {
   }
   loop_.join();
   transport_->SetHandler(nullptr);
+  transport_->SetSnapshotReporter(nullptr);
   for (auto& [index, p] : proposals_) p.done(absl::UnavailableError("raft node stopped"));
   for (auto& [ctx, r] : reads_) r.done(absl::UnavailableError("raft node stopped"));
 }

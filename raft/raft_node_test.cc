@@ -128,6 +128,9 @@ TEST_F(RaftNodeTest, ReadBarrierOnFollowerSeesCommittedWrite) {
   ASSERT_NE(leader, kNone);
   ASSERT_THAT(nodes_[leader]->ProposeAndWait("w", kTimeout), IsOk());
   uint64_t follower = leader == 3 ? 2 : 3;
+  // The write may have committed without this follower, which then may not know the leader yet
+  // (ReadBarrier answers kUnavailable until it does).
+  ASSERT_TRUE(Eventually([&] { return nodes_[follower]->status().leader == leader; }));
   ASSERT_THAT(nodes_[follower]->ReadBarrier(kTimeout), IsOk());
   EXPECT_THAT(machines_[follower]->items(), ElementsAre("w"));
 }

@@ -30,6 +30,12 @@ class Transport {
   virtual void RemovePeer(uint64_t id) = 0;
   // Queues `msgs` for sending and returns at once. Messages to unknown peers are dropped.
   virtual void Send(std::vector<Message> msgs) = 0;
+
+  // Told, from a transport thread, whether a snapshot sent to `peer` was accepted (true) or
+  // failed (false), so the leader can retry at once instead of after an election timeout.
+  using SnapshotReporter = std::function<void(uint64_t peer, bool ok)>;
+  // Installs the reporter (null removes it). Transports that cannot tell ignore it.
+  virtual void SetSnapshotReporter(SnapshotReporter reporter) {}
 };
 
 }  // namespace vigil::raft

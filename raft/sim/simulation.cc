@@ -237,9 +237,18 @@ void Simulation::DeliverMessage() {
   bool lost = to == nodes_.end() || !to->second.up || Chance(0.05) ||
               (!partition_.empty() && partition_[m.from] != partition_[m.to]);
   Trace(absl::StrCat(lost ? "drop " : (duplicate ? "dup " : "deliver "), DebugString(m)));
-  if (lost) return;
-  if (m.type == MessageType::kSnapshot) ++stats_.snapshots_sent;
-  to->second.raft->Step(m);
+  if (!lost) {
+    if (m.type == MessageType::kSnapshot) ++stats_.snapshots_sent;
+    to->second.raft->Step(m);
+  }
+  // A transport that learns the outcome of a snapshot transfer tells the sender (sometimes).
+  if (m.type == MessageType::kSnapshot && Chance(0.5)) {
+    auto from = nodes_.find(m.from);
+    if (from != nodes_.end() && from->second.up) {
+      Trace(absl::StrCat("report snapshot ", m.from, "->", m.to, lost ? " failed" : " ok"));
+      from->second.raft->ReportSnapshot(m.to, !lost);
+    }
+  }
 }
 
 void Simulation::TickAll() {
