@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "alerting/promql.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/security/server_credentials.h"
@@ -55,6 +56,61 @@ class Node::ReadySource final : public query::SeriesSource {
   std::atomic<query::SeriesSource*>* const cluster_;
 };
 
+// Recording-rule results, ALERTS and ALERTS_FOR_STATE go in like any write
+// (through the data plane in a cluster).
+class Node::RuleAppender final : public alerting::SampleAppender {
+ public:
+  explicit RuleAppender(Node* node) : node_(node) {}
+  absl::Status Append(const std::vector<Series>& series) override {
+    std::vector<storage::SeriesAppend> batch;
+    batch.reserve(series.size());
+    for (const Series& s : series) {
+      storage::SeriesAppend& a = batch.emplace_back();
+      for (const Label& l : s.labels) a.labels.push_back({l.name, l.value});
+      a.samples = s.samples;
+    }
+    return node_->Append(batch).status();
+  }
+
+ private:
+  Node* const node_;
+};
+
+// Alerting payloads as control-plane registers (alerting::AlertingPayloadKey):
+// they survive log compaction, and SubscribeRegisters hands them back in order.
+class Node::CpReplicator final : public alerting::Replicator {
+ public:
+  explicit CpReplicator(cluster::ControlPlane* cp) : cp_(cp) {}
+  bool IsLeader() override { return cp_->raft_status().role == raft::Role::kLeader; }
+  void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
+    absl::StatusOr<std::string> key = alerting::AlertingPayloadKey(bytes);
+    if (!key.ok()) return done(key.status());
+    // A rule set may come in on any node (forwarded to the leader); alert state
+    // only from the leader, so a deposed leader's late evaluation is not committed.
+    if (bytes[0] == alerting::kAlertStatePayload && !IsLeader()) {
+      return done(absl::FailedPreconditionError("not the control-plane leader"));
+    }
+    done(cp_->PutRegister(*key, bytes).status());
+  }
+
+ private:
+  cluster::ControlPlane* const cp_;
+};
+
+// Without the Raft control plane this node is its own log: a payload is
+// "committed" by applying it here (not durable across restarts).
+class Node::LocalReplicator final : public alerting::Replicator {
+ public:
+  void set_service(alerting::AlertingService* s) { service_ = s; }
+  bool IsLeader() override { return true; }
+  void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
+    done(service_->OnCommitted(bytes));
+  }
+
+ private:
+  alerting::AlertingService* service_ = nullptr;
+};
+
 absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view addr) {
   const size_t colon = addr.rfind(':');
   int port = -1;
@@ -94,6 +150,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeOptions& opts) {
   RETURN_IF_ERROR(node->StartHttp());
   absl::Status s = node->OpenStorage();
   if (s.ok()) s = node->StartGrpc();
+  // After the control plane started: a bad --rule_files is an error here.
+  if (s.ok()) s = node->alerting_->Start();
   if (!s.ok()) {
     node->Stop().IgnoreError();
     return s;
@@ -150,6 +208,8 @@ absl::Status Node::StartHttp() {
     RETURN_IF_ERROR(CreateControlPlane());
     cluster::RegisterControlRoutes(http_.get(), control_plane_.get());
   }
+  CreateAlerting();
+  alerting_->RegisterRoutes(http_.get());
   const auto& [host, port] = host_port;
   if (port == 0) {
     http_port_ = http_->bind_to_any_port(host);
@@ -230,6 +290,32 @@ absl::Status Node::CreateControlPlane() {
   o.metrics = &metrics_;
   ASSIGN_OR_RETURN(control_plane_, cluster::ControlPlane::Create(std::move(o)));
   return absl::OkStatus();
+}
+
+void Node::CreateAlerting() {
+  rule_querier_ = std::make_unique<alerting::EngineRuleQuerier>(&engine_, source_.get());
+  rule_appender_ = std::make_unique<RuleAppender>(this);
+  LocalReplicator* local = nullptr;
+  if (control_plane_ != nullptr) {
+    rule_replicator_ = std::make_unique<CpReplicator>(control_plane_.get());
+  } else {
+    auto r = std::make_unique<LocalReplicator>();
+    local = r.get();
+    rule_replicator_ = std::move(r);
+  }
+  alerting_ = std::make_unique<alerting::AlertingService>(
+      opts_.alerting, opts_.storage.clock, rule_querier_.get(), rule_appender_.get(),
+      rule_replicator_.get());
+  if (local != nullptr) local->set_service(alerting_.get());
+  if (control_plane_ != nullptr) {
+    // Before the control plane starts, so that its replay reaches the service.
+    control_plane_->SubscribeRegisters(
+        "alerting/", [a = alerting_.get()](absl::string_view key, absl::string_view value) {
+          absl::Status s = a->OnCommitted(value);
+          if (!s.ok()) LOG(WARNING) << "alerting register " << key << " ignored: " << s;
+        });
+  }
+  alerting_->ExportMetrics(&metrics_);
 }
 
 absl::Status Node::StartDataPlane() {
@@ -349,6 +435,9 @@ absl::Status Node::Stop() {
   // Stop accepting first; in-flight requests finish before the calls return.
   if (http_ != nullptr) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
+  // No more evaluations or notifications; the object stays until the control
+  // plane, whose apply thread hands it committed payloads, is gone.
+  if (alerting_ != nullptr) alerting_->Stop();
   if (grpc_ != nullptr) {
     grpc_->Shutdown(absl::ToChronoTime(RealClock::Get()->Now() + absl::Seconds(10)));
   }
@@ -359,6 +448,7 @@ absl::Status Node::Stop() {
   cluster_source_.reset();
   data_plane_.reset();
   control_plane_.reset();  // after the gRPC server its services were on
+  alerting_.reset();  // after the control plane
   absl::Status s;
   if (storage_owner_ != nullptr) {
     s = storage_owner_->Flush();

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "alerting/service.h"
 #include "cluster/control_plane.h"
 #include "cluster/data_plane.h"
 #include "cluster/replica_service.h"
@@ -61,6 +62,10 @@ struct NodeOptions {
   int http_threads = 8;
   std::string version = "0.1.0";
   ClusterNodeOptions cluster;
+  // Rules and alerts (alerting/service.h). With the Raft control plane, rule sets
+  // and alert state are committed through it and only its leader evaluates and
+  // notifies; otherwise (single node, static cluster) this node does both alone.
+  alerting::AlertingServiceOptions alerting;
 };
 
 class Node {
@@ -85,11 +90,15 @@ class Node {
   // Null on a single node.
   cluster::DataPlane* data_plane() { return data_plane_.get(); }
   metrics::Registry* metrics() { return &metrics_; }
+  alerting::AlertingService* alerting() { return alerting_.get(); }
   // How long opening storage took.
   absl::Duration recovery_time() const { return recovery_time_; }
 
  private:
   class ReadySource;
+  class RuleAppender;
+  class CpReplicator;
+  class LocalReplicator;
   explicit Node(const NodeOptions& opts);
 
   // What the HTTP and gRPC APIs serve from: this node's storage and engine.
@@ -103,6 +112,9 @@ class Node {
   // over the open storage.
   absl::Status StartDataPlane();
   void RegisterMetrics();
+  // Creates the AlertingService (before the HTTP routes are registered) and
+  // subscribes it to the control plane's alerting registers.
+  void CreateAlerting();
   absl::StatusOr<storage::AppendResult> Append(const std::vector<storage::SeriesAppend>& batch);
   // This node's storage only, with the counters.
   absl::StatusOr<storage::AppendResult> AppendLocal(storage::TSDB* db,
@@ -129,6 +141,12 @@ class Node {
   std::unique_ptr<cluster::DataPlane> data_plane_;
   std::unique_ptr<query::SeriesSource> cluster_source_;
   std::atomic<query::SeriesSource*> cluster_source_ptr_{nullptr};
+  // Alerting: rules read through source_ (the cluster's fan-out in a cluster),
+  // results are written through Append (the data plane in a cluster).
+  std::unique_ptr<alerting::RuleQuerier> rule_querier_;
+  std::unique_ptr<RuleAppender> rule_appender_;
+  std::unique_ptr<alerting::Replicator> rule_replicator_;
+  std::unique_ptr<alerting::AlertingService> alerting_;
   std::thread http_thread_;
   std::thread retention_thread_;
   int http_port_ = 0;

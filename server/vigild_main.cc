@@ -7,6 +7,8 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -42,6 +44,18 @@ DEFINE_bool(partial_response, false,
             "failing when a shard has no read quorum.");
 DEFINE_string(write_timeout, "5s", "Cluster: how long a write waits for its replicas' quorum.");
 DEFINE_string(anti_entropy_interval, "30s", "Cluster: how often replicas are compared.");
+DEFINE_string(alertmanager_url, "",
+              "Alertmanager base URLs (http://HOST:PORT), comma-separated; alerts are POSTed to "
+              "<url>/api/v2/alerts by the node that evaluates rules.");
+DEFINE_string(rule_files, "",
+              "Prometheus rule files, comma-separated; committed by this node the first time it "
+              "leads the cluster after starting (unless they are already in force).");
+DEFINE_string(external_url, "", "URL this cluster is reached at (alerts' generatorURL).");
+DEFINE_string(external_labels, "",
+              "NAME=VALUE,... added to alerts sent to Alertmanager (like Prometheus' "
+              "global.external_labels).");
+DEFINE_string(evaluation_interval, "1m", "Rule groups' evaluation interval unless set per group.");
+DEFINE_string(alert_resend_delay, "1m", "How often a firing alert is resent to Alertmanager.");
 
 namespace vigil::server {
 namespace {
@@ -94,6 +108,24 @@ int Main() {
     opts.cluster.anti_entropy_interval =
         DurationFlag("anti_entropy_interval", FLAGS_anti_entropy_interval);
   }
+
+  for (absl::string_view url : absl::StrSplit(FLAGS_alertmanager_url, ',', absl::SkipWhitespace())) {
+    opts.alerting.alertmanager_urls.emplace_back(absl::StripSuffix(url, "/"));
+  }
+  for (absl::string_view f : absl::StrSplit(FLAGS_rule_files, ',', absl::SkipWhitespace())) {
+    opts.alerting.rule_files.emplace_back(f);
+  }
+  opts.alerting.external_url = FLAGS_external_url;
+  for (absl::string_view kv : absl::StrSplit(FLAGS_external_labels, ',', absl::SkipWhitespace())) {
+    std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    if (p.first.empty() || p.second.empty()) {
+      LOG(ERROR) << "--external_labels: want NAME=VALUE, got \"" << kv << "\"";
+      return 2;
+    }
+    opts.alerting.external_labels[p.first] = p.second;
+  }
+  opts.alerting.evaluation_interval = DurationFlag("evaluation_interval", FLAGS_evaluation_interval);
+  opts.alerting.resend_delay = DurationFlag("alert_resend_delay", FLAGS_alert_resend_delay);
 
   // Block the stop signals in every thread (the servers' threads inherit this
   // mask) and take them synchronously here.

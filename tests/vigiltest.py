@@ -303,6 +303,26 @@ class Vigild:
         return out
 
 
+class FixedPortVigild(Vigild):
+    """A vigild whose ports stay the same across restarts (cluster peers know them)."""
+
+    def __init__(self, binary, ports, extra_args=()):
+        super().__init__(binary, extra_args=extra_args)
+        self.http_port, self.grpc_port = ports
+
+    def start(self, timeout=90):
+        deadline = Deadline(timeout)
+        self.starts += 1
+        self.log_path = os.path.join(self.work_dir, f"vigild-{self.starts}.log")
+        args = [self.binary, f"--data_dir={self.data_dir}",
+                f"--http_addr=127.0.0.1:{self.http_port}",
+                f"--grpc_addr=127.0.0.1:{self.grpc_port}"] + self.extra_args
+        with open(self.log_path, "wb") as logf:
+            self.proc = spawn(args, stdout=logf, stderr=subprocess.STDOUT)
+        if not self._wait_ready(deadline):
+            raise RuntimeError(f"vigild did not start:\n{self.log_tail()}")
+
+
 def vigilctl(binary, addr, *args, stdin=None, timeout=60):
     """Runs vigilctl; returns CompletedProcess with text stdout/stderr."""
     return subprocess.run([binary, f"--addr={addr}", *args], input=stdin, capture_output=True,

@@ -43,6 +43,7 @@
 
 ABSL_FLAG(std::string, addr, "", "gRPC address of a vigild node, HOST:PORT");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each RPC");
+ABSL_FLAG(std::string, http_addr, "", "rules apply: HTTP address of a vigild node, HOST:PORT");
 ABSL_FLAG(std::string, format, "text", "output of select, query and status: text or json");
 ABSL_FLAG(bool, generate, false, "write: send generated node_exporter-like series instead of stdin");
 ABSL_FLAG(int64_t, series, 100, "write --generate: number of series");
@@ -396,15 +397,18 @@ absl::Status Run(const std::string& command, const std::vector<std::string>& arg
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "vigilctl --addr=HOST:PORT <write|select SELECTOR|query EXPR|query_range EXPR|status|cluster ...|rules check FILE...>");
+      "vigilctl --addr=HOST:PORT <write|select SELECTOR|query EXPR|query_range EXPR|status|cluster ...|rules check FILE...|rules apply FILE>");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() < 2) {
     std::cerr << "usage: " << absl::ProgramUsageMessage() << "\n";
     return vigil::tools::kExitUsage;
   }
   std::vector<std::string> args(positional.begin() + 2, positional.end());
-  if (std::string(positional[1]) == "rules") {  // Offline; needs no --addr.
-    return vigil::tools::RunRulesCommand(args, std::cout, std::cerr);
+  if (std::string(positional[1]) == "rules") {  // Needs no --addr (apply: --http_addr).
+    vigil::tools::RulesCommandOptions opts;
+    opts.http_addr = absl::GetFlag(FLAGS_http_addr);
+    opts.timeout = absl::GetFlag(FLAGS_timeout);
+    return vigil::tools::RunRulesCommand(args, opts, std::cout, std::cerr);
   }
   absl::Status s = vigil::tools::Run(positional[1], args);
   if (!s.ok()) {
