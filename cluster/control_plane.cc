@@ -221,6 +221,16 @@ std::string ControlPlane::GrpcAddressOf(NodeId id) const {
   });
 }
 
+std::string ControlPlane::MemberGrpcAddress(NodeId id) const {
+  std::string address = machine_->Read([id](const ClusterState& s) {
+    const v1::Member* m = s.FindMember(id);
+    return m == nullptr ? std::string() : m->grpc_address();
+  });
+  if (!address.empty()) return address;
+  auto it = options_.peers.find(id);
+  return it == options_.peers.end() ? std::string() : it->second.grpc_address;
+}
+
 vigil::v1::ClusterAdmin::Stub* ControlPlane::StubFor(NodeId id) {
   std::string address = GrpcAddressOf(id);
   if (address.empty()) return nullptr;

@@ -72,6 +72,10 @@ struct ControlPlaneOptions {
   std::map<NodeId, PeerAddress> peers;
   // Start without a configuration and wait to be added to an existing cluster.
   bool join = false;
+  // With `join`: a running member's gRPC address ("host:port"). Until this node
+  // is in the Raft configuration, the reconcile loop asks it (ClusterAdmin.AddNode)
+  // to add this node with its `peers` entry's addresses.
+  std::string join_via;
   // The Raft log lives in <data_dir>/raft.
   std::string data_dir;
   // Election timeouts are drawn from [election_ticks, 2 * election_ticks) ticks:
@@ -92,6 +96,9 @@ struct ControlPlaneOptions {
   // Null: the leader never begins shard moves (placement stays as bootstrapped
   // plus forced removals). The data plane sets it.
   ShardStreamer stream_shard;
+  // When set, StatusJson() reports its value as "streams" (the data plane's
+  // rebalancing transfers run by this node, DataPlane::StreamsJson()).
+  std::function<nlohmann::json()> stream_status;
   // Raft gauges are exported here when set. Not owned.
   metrics::Registry* metrics = nullptr;
 };
@@ -164,6 +171,10 @@ class ControlPlane {
   // waits until it leads. Returns the new leader.
   absl::StatusOr<NodeId> TransferLeader(NodeId target);
 
+  // The gRPC address of member `id` in the committed member list, else its
+  // --peers entry, else "" (the data plane's AddressFn).
+  std::string MemberGrpcAddress(NodeId id) const;
+
   raft::RaftStatus raft_status() const;
   // GET /api/v1/status/cluster.
   nlohmann::json StatusJson() const;
@@ -185,6 +196,8 @@ class ControlPlane {
   // request timeout.
   absl::Status OnLeader(const LocalFn& local, const RemoteFn& remote);
   void ReconcileLoop();
+  // One AddNode call for `join_via`; true once this node is a member.
+  bool TryJoin();
   void Reconcile();
   void ReconcileMembers(const raft::RaftStatus& st, absl::Time deadline);
   void Rebalance(absl::Time deadline);
@@ -223,6 +236,7 @@ class ControlPlane {
   bool stop_ ABSL_GUARDED_BY(loop_mu_) = false;
   std::thread loop_;
   uint64_t exported_leader_changes_ = 0;  // reconcile loop thread only
+  bool joined_ = false;                    // reconcile loop thread only
 };
 
 }  // namespace vigil::cluster

@@ -52,6 +52,7 @@ class ControlPlane::Machine final : public raft::StateMachine {
         WrittenRegister(data, r, &written);
       }
     }
+    AddMemberPeers();
     PublishIfChanged();
     NotifyRegisters(written);
     return r.SerializeAsString();
@@ -86,6 +87,7 @@ class ControlPlane::Machine final : public raft::StateMachine {
       absl::MutexLock l(&mu_);
       s = state_.Restore(data);
     }
+    AddMemberPeers();
     PublishIfChanged();
     if (s.ok() && has_register_subs_.load(std::memory_order_acquire)) {
       NotifyRegisters(AllRegisters());
@@ -131,6 +133,19 @@ class ControlPlane::Machine final : public raft::StateMachine {
   }
 
  private:
+  // The transport learns every committed member's address (a joined node knows
+  // no other member from its flags).
+  void AddMemberPeers() {
+    std::vector<std::pair<NodeId, std::string>> add;
+    {
+      absl::MutexLock l(&mu_);
+      for (const auto& [id, m] : state_.members()) {
+        if (id != self_ && !peers_.contains(id)) add.emplace_back(id, m.grpc_address());
+      }
+    }
+    for (const auto& [id, address] : add) AddPeer(id, address);
+  }
+
   void PublishIfChanged() {
     std::shared_ptr<const ShardMap> changed;
     {

@@ -162,8 +162,55 @@ void ControlPlane::ReconcileLoop() {
       }
     }
     ExportMetrics();
+    if (options_.join && !options_.join_via.empty() && !joined_) joined_ = TryJoin();
     Reconcile();
   }
+}
+
+bool ControlPlane::TryJoin() {
+  if (InConf(raft_->status().conf, options_.node_id)) return true;
+  auto self = options_.peers.find(options_.node_id);
+  if (self == options_.peers.end()) {
+    LOG(ERROR) << "join: no address of this node (" << options_.node_id << ") to announce";
+    return true;  // nothing to retry
+  }
+  auto stub = vigil::v1::ClusterAdmin::NewStub(
+      grpc::CreateChannel(options_.join_via, grpc::InsecureChannelCredentials()));
+  // The members' addresses first: the leader's first messages need an answer,
+  // and this node learns the member list from the log only once it caught up.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.request_timeout));
+    vigil::v1::ClusterStatusResponse resp;
+    grpc::Status s = stub->Status(&ctx, vigil::v1::ClusterStatusRequest(), &resp);
+    if (!s.ok()) {
+      LOG(WARNING) << "join: cluster status from " << options_.join_via << ": "
+                   << s.error_message() << " (retrying)";
+      return false;
+    }
+    nlohmann::json st = nlohmann::json::parse(resp.json(), nullptr, false);
+    if (st.is_object()) {
+      for (const nlohmann::json& m : st.value("members", nlohmann::json::array())) {
+        const NodeId id = m.value("id", NodeId{0});
+        if (id != 0) machine_->AddPeer(id, m.value("grpc_address", std::string()));
+      }
+    }
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.request_timeout));
+  vigil::v1::AddNodeRequest req;
+  req.set_id(options_.node_id);
+  req.set_grpc_address(self->second.grpc_address);
+  req.set_http_address(self->second.http_address);
+  vigil::v1::AddNodeResponse resp;
+  grpc::Status s = stub->AddNode(&ctx, req, &resp);
+  if (!s.ok()) {
+    LOG(WARNING) << "join: asking " << options_.join_via << " to add node " << options_.node_id
+                 << ": " << s.error_message() << " (retrying)";
+    return false;
+  }
+  LOG(INFO) << "join: node " << options_.node_id << " added through " << options_.join_via;
+  return true;
 }
 
 void ControlPlane::Reconcile() {
@@ -299,6 +346,7 @@ nlohmann::json ControlPlane::StatusJson() const {
   j["leader_changes"] = st.leader_changes;
   j["voters"] = st.conf.voters;
   j["learners"] = st.conf.learners;
+  if (options_.stream_status) j["streams"] = options_.stream_status();
   return j;
 }
 

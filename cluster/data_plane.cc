@@ -104,12 +104,17 @@ DataPlane::DataPlane(DataPlaneOptions opts, storage::TSDB* tsdb, AppendFn local_
           router_.get(), opts_.clock, &hints_) {
   CHECK_NE(opts_.self, 0u);
   if (!opts_.background) return;
-  threads_.emplace_back([this] { Loop(opts_.maintenance_interval, [this] { MaintainOnce(); }); });
   threads_.emplace_back([this] {
-    Loop(opts_.anti_entropy_interval, [this] {
-      AntiEntropyOnce();
+    Loop(opts_.maintenance_interval, [this] {
+      MaintainOnce();
       if (opts_.drop_unowned_shards) DropUnownedShardsOnce();
     });
+  });
+  for (int i = 0; i < opts_.stream_workers; ++i) {
+    threads_.emplace_back([this] { StreamWorker(); });
+  }
+  threads_.emplace_back([this] {
+    Loop(opts_.anti_entropy_interval, [this] { AntiEntropyOnce(); });
   });
 }
 
@@ -278,7 +283,24 @@ int DataPlane::DropUnownedShardsOnce() {
   absl::StatusOr<std::shared_ptr<const ShardMap>> map = Map();
   if (!map.ok()) return 0;
   int dropped = 0;
-  for (uint32_t shard : ShardsToDrop(opts_.self, **map, tsdb_->ListShards())) {
+  const std::vector<uint32_t> unowned = ShardsToDrop(opts_.self, **map, tsdb_->ListShards());
+  std::vector<uint32_t> due;
+  {
+    const absl::Time now = opts_.clock->Now();
+    absl::MutexLock l(&mu_);
+    std::map<uint32_t, absl::Time> since;
+    for (uint32_t shard : unowned) {
+      auto it = unowned_since_.find(shard);
+      const absl::Time first = it == unowned_since_.end() ? now : it->second;
+      if (now - first >= opts_.drop_delay) {
+        due.push_back(shard);
+      } else {
+        since[shard] = first;
+      }
+    }
+    unowned_since_ = std::move(since);
+  }
+  for (uint32_t shard : due) {
     absl::Status s = tsdb_->DropShard(shard);
     if (!s.ok()) {
       LOG(WARNING) << "dropping unowned shard " << shard << " failed: " << s;

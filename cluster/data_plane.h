@@ -10,6 +10,14 @@
 // this node differs from another replica with ExportShard into the local
 // Append), and drop the shards this node no longer owns.
 //
+// Rebalancing: on the Raft leader, the control plane hands each move's
+// transfers to StreamShard (ControlPlaneOptions::stream_shard). A stream worker
+// reads the shard from the old replica (ExportShard, or the local TSDB) and
+// writes every batch to the new replicas (Replica.Write, or locally), while
+// coordinators already send new writes to both replica sets; the move then
+// completes at a committed epoch and the old owners drop the shard.
+// StreamsJson() reports the transfers' progress (series, samples, bytes).
+//
 // The shard map comes from a function (the control plane's latest, or a static
 // map); a null map means "not ready" and writes and reads fail kUnavailable.
 //
@@ -19,7 +27,9 @@
 #define VIGIL_CLUSTER_DATA_PLANE_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -36,6 +46,7 @@
 #include "cluster/local_replica.h"
 #include "cluster/quorum_writer.h"
 #include "common/clock.h"
+#include "nlohmann/json.hpp"
 #include "query/series_source.h"
 #include "storage/tsdb.h"
 
@@ -57,9 +68,33 @@ struct DataPlaneOptions {
   absl::Duration anti_entropy_call_timeout = absl::Seconds(30);
   AntiEntropyOptions anti_entropy;
   bool drop_unowned_shards = true;
+  // A shard is dropped once it has been unowned (ShardsToDrop) for this long, so
+  // that writes and reads coordinated with the map from before the flip finish
+  // first. Checked every maintenance_interval.
+  absl::Duration drop_delay = absl::Seconds(5);
   HintOptions hints;
   GrpcReplicaClientOptions grpc;
   const Clock* clock = RealClock::Get();
+  // Rebalancing streams (StreamShard): how many run at once, how long a stream
+  // waits before it reads the old replica (so that writes coordinated with the
+  // map from before the move began have landed there; anti-entropy repairs any
+  // later straggler), and the deadline of one whole-shard stream.
+  int stream_workers = 2;
+  absl::Duration stream_settle = absl::Seconds(1);
+  absl::Duration stream_timeout = absl::Minutes(10);
+};
+
+// One rebalancing transfer as StreamsJson() reports it.
+struct StreamProgress {
+  Transfer transfer;
+  enum class State { kQueued, kRunning, kDone, kFailed } state = State::kQueued;
+  int64_t series = 0;   // series batches read from the source (a series split
+                        // across batches counts once per batch)
+  int64_t samples = 0;  // samples written to every target
+  int64_t bytes = 0;    // payload: label bytes + 16 per sample, per target
+  absl::Time started = absl::InfinitePast();
+  absl::Time finished = absl::InfinitePast();
+  std::string error;
 };
 
 struct AntiEntropyStats {
@@ -97,7 +132,22 @@ class DataPlane {
   // One pass of each background task.
   void MaintainOnce();  // ExpireOverdue + replay hints to every target
   AntiEntropyStats AntiEntropyOnce();
-  int DropUnownedShardsOnce();  // how many shards were dropped
+  // Drops the shards unowned for at least drop_delay (remembering when the
+  // others were first seen unowned); how many shards were dropped.
+  int DropUnownedShardsOnce();
+
+  // The control plane's ShardStreamer: streams transfer.shard in
+  // transfer.range from transfer.from into every node of transfer.to, then
+  // calls `done` once (from a stream worker; with background == false, before
+  // returning). kUnavailable once stopping; otherwise the first failed read or
+  // write (the leader retries the move's streams on its next round).
+  void StreamShard(const Transfer& transfer, std::function<void(absl::Status)> done);
+  // Synchronous, on the calling thread (tests; the workers call it).
+  absl::Status StreamShardNow(const Transfer& transfer);
+  // {"running", "queued", "done", "failed", "series", "samples", "bytes",
+  //  "recent": [{shard, range, from, to, state, series, samples, bytes,
+  //  seconds, error}]}: totals since start and the latest transfers, newest first.
+  nlohmann::json StreamsJson() const;
 
   HintStats hint_stats(NodeId target) const { return hints_.Stats(target); }
   // How long the last divergence took to repair: from the first anti-entropy
@@ -113,6 +163,10 @@ class DataPlane {
 
   absl::StatusOr<std::shared_ptr<const ShardMap>> Map() const;
   void Loop(absl::Duration interval, const std::function<void()>& work);
+  void StreamWorker();
+  // Writes one exported batch of `shard` to every node of `to`, waiting for all.
+  absl::Status PushBatch(uint32_t shard, const std::vector<NodeId>& to, std::vector<Series> batch,
+                         absl::Time deadline, const std::shared_ptr<StreamProgress>& progress);
 
   const DataPlaneOptions opts_;
   storage::TSDB* const tsdb_;
@@ -128,6 +182,17 @@ class DataPlane {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Time> diverged_since_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Duration> last_convergence_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, absl::Time> unowned_since_ ABSL_GUARDED_BY(mu_);
+  struct QueuedStream {
+    std::shared_ptr<StreamProgress> progress;
+    std::function<void(absl::Status)> done;
+  };
+  std::deque<QueuedStream> stream_queue_ ABSL_GUARDED_BY(mu_);
+  // Newest last; at most kStreamHistory finished ones are kept.
+  std::deque<std::shared_ptr<StreamProgress>> streams_ ABSL_GUARDED_BY(mu_);
+  struct StreamTotals {
+    int64_t done = 0, failed = 0, series = 0, samples = 0, bytes = 0;
+  } stream_totals_ ABSL_GUARDED_BY(mu_);
   absl::Mutex ae_mu_;  // one anti-entropy pass at a time
   std::vector<std::thread> threads_;
 };

@@ -24,6 +24,9 @@ using AppendFn = std::function<absl::StatusOr<storage::AppendResult>(
 struct ApiBackend {
   AppendFn append;
   query::SeriesSource* source = nullptr;
+  // Optional (a cluster): the source of a request with partial_response=true or
+  // false (Thanos' parameter); null or a null result: `source`.
+  std::function<query::SeriesSource*(bool partial_response)> source_for;
   query::Engine* engine = nullptr;
   metrics::Registry* metrics = nullptr;
   // False until storage has recovered: /-/ready answers 503 meanwhile.

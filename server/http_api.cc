@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "httplib.h"
@@ -184,13 +185,27 @@ HttpApi::Reply HttpApi::Write(const Call& c) {
   return Reply{204, "", ""};
 }
 
+absl::StatusOr<query::SeriesSource*> HttpApi::Source(const Call& c) const {
+  const std::string v = c.Param("partial_response");
+  if (v.empty()) return deps_.source;
+  bool partial = false;
+  if (!absl::SimpleAtob(v, &partial)) {
+    return InvalidParam("partial_response",
+                        absl::InvalidArgumentError(absl::StrCat("not a boolean: \"", v, "\"")));
+  }
+  query::SeriesSource* s = deps_.source_for ? deps_.source_for(partial) : nullptr;
+  return s != nullptr ? s : deps_.source;
+}
+
 HttpApi::Reply HttpApi::Query(const Call& c) {
   absl::StatusOr<int64_t> t = TimeParam(c, "time", opts_.clock->NowMillis());
   if (!t.ok()) return Error(t.status());
   absl::StatusOr<absl::Duration> timeout = TimeoutParam(c, opts_.default_query_timeout);
   if (!timeout.ok()) return Error(timeout.status());
+  absl::StatusOr<query::SeriesSource*> source = Source(c);
+  if (!source.ok()) return Error(source.status());
   absl::StatusOr<query::QueryResult> r =
-      deps_.engine->InstantQuery(deps_.source, c.Param("query"), *t, *timeout);
+      deps_.engine->InstantQuery(*source, c.Param("query"), *t, *timeout);
   if (!r.ok()) return Error(r.status());
   return Success(QueryDataJson(*r), r->warnings);
 }
@@ -219,8 +234,10 @@ HttpApi::Reply HttpApi::QueryRange(const Call& c) {
   }
   absl::StatusOr<absl::Duration> timeout = TimeoutParam(c, opts_.default_query_timeout);
   if (!timeout.ok()) return Error(timeout.status());
+  absl::StatusOr<query::SeriesSource*> source = Source(c);
+  if (!source.ok()) return Error(source.status());
   absl::StatusOr<query::QueryResult> r = deps_.engine->RangeQuery(
-      deps_.source, c.Param("query"), *start, *end, step_ms, *timeout);
+      *source, c.Param("query"), *start, *end, step_ms, *timeout);
   if (!r.ok()) return Error(r.status());
   return Success(QueryDataJson(*r), r->warnings);
 }

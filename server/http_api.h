@@ -99,6 +99,9 @@ class HttpApi {
       const std::vector<LabelMatcher>&, int64_t, int64_t)>;
   // The sorted union of `fn` over the request's matcher sets.
   Reply StringUnion(const Call& c, const StringsFn& fn);
+  // The request's source: deps_.source, or deps_.source_for(partial_response)
+  // when the request sets it. kInvalidArgument for a value that is no boolean.
+  absl::StatusOr<query::SeriesSource*> Source(const Call& c) const;
 
   // Constant after construction.
   const ApiBackend deps_;

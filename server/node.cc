@@ -186,6 +186,11 @@ ApiBackend Node::Backend() {
   ApiBackend backend;
   backend.append = [this](const std::vector<storage::SeriesAppend>& b) { return Append(b); };
   backend.source = source_.get();
+  backend.source_for = [this](bool partial) -> query::SeriesSource* {
+    // Null (the default source) until the cluster's sources exist.
+    if (cluster_source_ptr_.load() == nullptr) return nullptr;
+    return partial ? partial_source_.get() : strict_source_.get();
+  };
   backend.engine = &engine_;
   backend.metrics = &metrics_;
   backend.ready = [this] { return tsdb_.load() != nullptr; };
@@ -288,6 +293,17 @@ absl::Status Node::CreateControlPlane() {
   o.replication_factor = c.replication_factor;
   o.num_shards = opts_.storage.num_shards;
   o.metrics = &metrics_;
+  o.join = !c.join.empty();
+  o.join_via = c.join;
+  o.stream_shard = [this](const cluster::Transfer& t, std::function<void(absl::Status)> done) {
+    cluster::DataPlane* dp = stream_target_.load();
+    if (dp == nullptr) return done(absl::UnavailableError("the data plane is not running"));
+    dp->StreamShard(t, std::move(done));
+  };
+  o.stream_status = [this] {
+    cluster::DataPlane* dp = stream_target_.load();
+    return dp == nullptr ? nlohmann::json::object() : dp->StreamsJson();
+  };
   ASSIGN_OR_RETURN(control_plane_, cluster::ControlPlane::Create(std::move(o)));
   return absl::OkStatus();
 }
@@ -355,16 +371,24 @@ absl::Status Node::StartDataPlane() {
   o.partial_response = c.partial_response;
   o.anti_entropy_interval = c.anti_entropy_interval;
   storage::TSDB* db = storage_owner_.get();
-  const std::map<cluster::NodeId, cluster::PeerAddress> peers = c.peers;
+  cluster::AddressFn address;
+  if (control_plane_ != nullptr) {
+    // The committed member list: nodes added later are reachable too.
+    address = [cp = control_plane_.get()](cluster::NodeId id) { return cp->MemberGrpcAddress(id); };
+  } else {
+    address = [peers = c.peers](cluster::NodeId id) {
+      auto it = peers.find(id);
+      return it == peers.end() ? std::string() : it->second.grpc_address;
+    };
+  }
   data_plane_ = std::make_unique<cluster::DataPlane>(
       o, db,
       [this, db](const std::vector<storage::SeriesAppend>& b) { return AppendLocal(db, b); },
-      std::move(current_map),
-      [peers](cluster::NodeId id) {
-        auto it = peers.find(id);
-        return it == peers.end() ? std::string() : it->second.grpc_address;
-      });
+      std::move(current_map), std::move(address));
+  stream_target_.store(data_plane_.get());
   cluster_source_ = data_plane_->QuerySource();
+  partial_source_ = data_plane_->QuerySource(true);
+  strict_source_ = data_plane_->QuerySource(false);
   cluster_source_ptr_.store(cluster_source_.get());
   LOG(INFO) << "node " << opts_.node_id << " is one of " << c.peers.size()
             << " cluster members (" << (c.static_map ? "static shard map" : "Raft control plane")
@@ -444,10 +468,15 @@ absl::Status Node::Stop() {
   if (retention_thread_.joinable()) retention_thread_.join();
   // After gRPC: in-flight API writes still needed it.
   cluster_source_ptr_.store(nullptr);
+  stream_target_.store(nullptr);
   if (data_plane_ != nullptr) data_plane_->Stop();
   cluster_source_.reset();
+  partial_source_.reset();
+  strict_source_.reset();
+  // After the gRPC server its services were on, and before the data plane: its
+  // reconcile loop may still be handing streams to the data plane.
+  control_plane_.reset();
   data_plane_.reset();
-  control_plane_.reset();  // after the gRPC server its services were on
   alerting_.reset();  // after the control plane
   absl::Status s;
   if (storage_owner_ != nullptr) {

@@ -47,6 +47,10 @@ struct ClusterNodeOptions {
   bool partial_response = false;    // queries return what they can, with warnings
   absl::Duration write_timeout = absl::Seconds(5);
   absl::Duration anti_entropy_interval = absl::Seconds(30);
+  // Non-empty: join an existing cluster through this member's gRPC address
+  // (HOST:PORT) instead of bootstrapping; `peers` then holds this node's own
+  // addresses (what it announces).
+  std::string join;
 };
 
 struct NodeOptions {
@@ -141,6 +145,11 @@ class Node {
   std::unique_ptr<cluster::DataPlane> data_plane_;
   std::unique_ptr<query::SeriesSource> cluster_source_;
   std::atomic<query::SeriesSource*> cluster_source_ptr_{nullptr};
+  // A request's partial_response=true/false (ApiBackend::source_for).
+  std::unique_ptr<query::SeriesSource> partial_source_, strict_source_;
+  // The control plane's rebalancing streams reach the data plane through this
+  // (null until the data plane exists and once it stops).
+  std::atomic<cluster::DataPlane*> stream_target_{nullptr};
   // Alerting: rules read through source_ (the cluster's fan-out in a cluster),
   // results are written through Append (the data plane in a cluster).
   std::unique_ptr<alerting::RuleQuerier> rule_querier_;

@@ -42,6 +42,10 @@ DEFINE_uint32(replication_factor, 3, "Replicas per shard in a cluster (capped at
 DEFINE_bool(partial_response, false,
             "Cluster queries return what reachable replicas have, with a warning, instead of "
             "failing when a shard has no read quorum.");
+DEFINE_string(join, "",
+              "GRPC_HOST:PORT of a running cluster member: start empty and ask the cluster to "
+              "add this node (--node_id, announced at --grpc_addr and --http_addr). With "
+              "--peers, its entry for --node_id is announced instead.");
 DEFINE_string(write_timeout, "5s", "Cluster: how long a write waits for its replicas' quorum.");
 DEFINE_string(anti_entropy_interval, "30s", "Cluster: how often replicas are compared.");
 DEFINE_string(alertmanager_url, "",
@@ -93,12 +97,24 @@ int Main() {
   opts.engine.timeout = opts.http.default_query_timeout;
   opts.engine.max_samples = FLAGS_query_max_samples;
   opts.http_threads = FLAGS_http_threads;
-  if (!FLAGS_peers.empty()) {
+  if (!FLAGS_peers.empty() || !FLAGS_join.empty()) {
     absl::StatusOr<std::map<cluster::NodeId, cluster::PeerAddress>> peers =
-        cluster::ParsePeers(FLAGS_peers);
+        FLAGS_peers.empty() ? std::map<cluster::NodeId, cluster::PeerAddress>()
+                            : cluster::ParsePeers(FLAGS_peers);
     if (!peers.ok()) {
       LOG(ERROR) << "--peers: " << peers.status().message();
       return 2;
+    }
+    if (!FLAGS_join.empty()) {
+      if (FLAGS_static_cluster) {
+        LOG(ERROR) << "--join needs the Raft control plane, not --static_cluster";
+        return 2;
+      }
+      const auto self = static_cast<cluster::NodeId>(FLAGS_node_id);
+      if (!peers->contains(self)) {
+        (*peers)[self] = cluster::PeerAddress{FLAGS_grpc_addr, FLAGS_http_addr};
+      }
+      opts.cluster.join = FLAGS_join;
     }
     opts.cluster.peers = *std::move(peers);
     opts.cluster.static_map = FLAGS_static_cluster;
