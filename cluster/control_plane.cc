@@ -14,9 +14,17 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cluster/rebalancer.h"
+#include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "server/metrics.h"
 #include "xxhash.h"
+
+// TESTING ONLY: the planted bug of jepsen/ (issue 7), off by default; never set it
+// on a real cluster.
+DEFINE_bool(unsafe_stale_register_reads, false,
+            "TESTING ONLY, breaks linearizability: register GETs answer from this node's "
+            "local state without the ReadIndex barrier, so an isolated old leader serves "
+            "stale values (jepsen/ proves its checker catches that).");
 
 namespace vigil::cluster {
 
@@ -309,6 +317,11 @@ absl::StatusOr<v1::CommandResult> ControlPlane::ProposeLocal(const v1::Command& 
 
 absl::StatusOr<RegisterValue> ControlPlane::GetRegister(absl::string_view key) {
   if (!started()) return absl::UnavailableError("control plane starting");
+  if (FLAGS_unsafe_stale_register_reads) {  // the planted bug: no barrier
+    return machine_->Read([key](const ClusterState& state) {
+      return state.GetRegister(key).value_or(RegisterValue{});
+    });
+  }
   absl::Time deadline = absl::Now() + options_.request_timeout;
   const absl::Duration attempt = options_.tick * options_.election_ticks * 2;
   absl::Status s;
