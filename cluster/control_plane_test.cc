@@ -85,6 +85,11 @@ class ControlPlaneTest : public ::testing::Test {
     o.node_id = id;
     o.peers = peers_;
     o.join = join;
+    if (join && !join_via_.empty()) {
+      // Knows only itself and the member it asks to add it.
+      o.peers = {{id, peers_[id]}};
+      o.join_via = join_via_;
+    }
     o.data_dir = absl::StrCat(dir_, "/node", id);
     o.num_shards = 16;
     o.replication_factor = 3;
@@ -183,6 +188,7 @@ class ControlPlaneTest : public ::testing::Test {
       ABSL_GUARDED_BY(seen_mu_);
   std::string dir_;
   std::map<NodeId, PeerAddress> peers_;
+  std::string join_via_;  // set: StartNode(id, join=true) joins through it
   std::map<NodeId, Node> nodes_;
   std::atomic<int> streams_{0};
   metrics::Registry metrics_;
@@ -427,6 +433,33 @@ TEST_F(ControlPlaneSnapshotTest, SubscribeRegistersAfterSnapshotRestoreAndRestar
   for (NodeId id = 1; id <= 3; ++id) {
     EXPECT_TRUE(Eventually([&] { return LastSeen(id) == want; })) << id;
   }
+}
+
+TEST_F(ControlPlaneTest, JoinViaAMemberAddsTheNode) {
+  ASSERT_NE(WaitForLeader(), 0u);
+  ASSERT_TRUE(Eventually([&] { return AllMapsPlacedOn({1, 2, 3}, 3); }));
+  peers_[4] = PeerAddress{absl::StrCat("127.0.0.1:", PickFreePort()), "127.0.0.1:9999"};
+  join_via_ = peers_[2].grpc_address;
+  StartNode(4, /*join=*/true);
+  // Nobody calls AddNode: node 4 asks node 2, catches up, becomes a voter and
+  // takes shards.
+  ASSERT_TRUE(Eventually([&] {
+    if (!cp(4)->raft_status().conf.IsVoter(4)) return false;
+    for (const ShardPlacement& p : cp(4)->shard_map()->shards) {
+      for (NodeId r : p.replicas) {
+        if (r == 4) return true;
+      }
+    }
+    return false;
+  }));
+  nlohmann::json st = cp(1)->StatusJson();
+  ASSERT_EQ(st["members"].size(), 4u);
+  EXPECT_EQ(st["members"][3]["state"], "active");
+  EXPECT_EQ(st["members"][3]["http_address"], "127.0.0.1:9999");
+  EXPECT_EQ(cp(1)->MemberGrpcAddress(4), peers_[4].grpc_address);
+  EXPECT_EQ(cp(4)->MemberGrpcAddress(1), peers_[1].grpc_address);
+  ASSERT_OK_AND_ASSIGN(uint64_t version, cp(4)->PutRegister("joined", "yes"));
+  EXPECT_EQ(version, 1u);
 }
 
 TEST_F(ControlPlaneTest, AddAndRemoveNodeRebalances) {

@@ -76,6 +76,7 @@ class Cluster : public ::testing::Test {
       o.anti_entropy_window = absl::Hours(2);
       o.anti_entropy_range = absl::Minutes(30);
       o.anti_entropy.min_range_ms = 60'000;
+      o.stream_settle = absl::ZeroDuration();
       storage::TSDB* db = nodes_[id].tsdb.get();
       nodes_[id].dp = std::make_unique<DataPlane>(
           o, db, [db](const std::vector<storage::SeriesAppend>& b) { return db->Append(b); },
@@ -239,6 +240,86 @@ TEST_F(Cluster, AntiEntropyRepairsDivergentReplicas) {
   LOG(INFO) << "anti-entropy converged " << Samples(only2) << " samples in "
             << absl::FormatDuration(absl::Now() - start) << " (node 1 measured "
             << absl::FormatDuration(*nodes_[1].dp->last_convergence()) << ")";
+}
+
+TEST_F(Cluster, StreamShardFillsANewReplica) {
+  std::vector<Series> a = Batch("a", 5);
+  ASSERT_THAT(nodes_[1].dp->WriteSeries(a).status(), IsOk());
+  const uint32_t shard = storage::ShardOf(a[0].labels.Hash(), kShards);
+  int64_t in_shard = 0;
+  for (const Series& s : a) {
+    if (storage::ShardOf(s.labels.Hash(), kShards) == shard) in_shard += s.samples.size();
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (LocalSamples(3, "a") != Samples(a) && absl::Now() < deadline) {
+    nodes_[1].dp->MaintainOnce();
+  }
+  const TimeRange all{INT64_MIN, INT64_MAX};
+  ASSERT_OK_AND_ASSIGN(uint64_t want, nodes_[2].tsdb->ShardDigest(shard, all.mint, all.maxt));
+
+  // Node 3 loses the shard (a new owner starts empty); node 1 streams it from
+  // node 2 (remote source) and then from itself (local source).
+  for (NodeId from : {NodeId{2}, NodeId{1}}) {
+    ASSERT_OK(nodes_[3].tsdb->DropShard(shard));
+    ASSERT_EQ(LocalSamples(3, "a"), Samples(a) - in_shard);
+    absl::Status status = absl::UnknownError("not called");
+    nodes_[1].dp->StreamShard(Transfer{shard, all, from, {3}},
+                              [&](absl::Status s) { status = std::move(s); });
+    EXPECT_OK(status) << "from " << from;
+    EXPECT_EQ(LocalSamples(3, "a"), Samples(a)) << "from " << from;
+    ASSERT_OK_AND_ASSIGN(uint64_t got, nodes_[3].tsdb->ShardDigest(shard, all.mint, all.maxt));
+    EXPECT_EQ(got, want) << "from " << from;
+  }
+  nlohmann::json j = nodes_[1].dp->StreamsJson();
+  EXPECT_EQ(j["done"], 2);
+  EXPECT_EQ(j["failed"], 0);
+  EXPECT_EQ(j["running"], 0);
+  EXPECT_EQ(j["samples"], 2 * in_shard);
+  EXPECT_GT(j["bytes"].get<int64_t>(), 16 * 2 * in_shard);
+  ASSERT_EQ(j["recent"].size(), 2u);
+  EXPECT_EQ(j["recent"][0]["from"], 1);
+  EXPECT_EQ(j["recent"][0]["state"], "done");
+
+  // A target that does not answer fails the stream (the leader retries the move).
+  StopServer(3);
+  EXPECT_THAT(nodes_[1].dp->StreamShardNow(Transfer{shard, all, 2, {3}}),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(nodes_[1].dp->StreamsJson()["failed"], 1);
+}
+
+TEST_F(Cluster, UnownedShardsAreDroppedAfterTheDelay) {
+  ASSERT_THAT(nodes_[1].dp->WriteSeries(Batch("a", 2)).status(), IsOk());
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (LocalSamples(3, "a") != kSeries * 2 && absl::Now() < deadline) {
+    nodes_[1].dp->MaintainOnce();
+  }
+  std::vector<uint32_t> held = nodes_[3].tsdb->ListShards();
+  ASSERT_FALSE(held.empty());
+  // Node 3 leaves every shard's replica set.
+  ClusterOptions o;
+  o.num_shards = kShards;
+  ClusterState state(o);
+  v1::Command c;
+  for (NodeId id = 1; id <= 2; ++id) c.mutable_bootstrap()->add_members()->set_id(id);
+  c.mutable_bootstrap()->set_replication_factor(2);
+  ASSERT_EQ(state.Apply(1, EncodeCommand(c)).code(), 0);
+  map_ = state.shard_map();
+  // The default delay (seconds) has not passed: nothing is dropped yet.
+  EXPECT_EQ(nodes_[3].dp->DropUnownedShardsOnce(), 0);
+  EXPECT_EQ(nodes_[3].tsdb->ListShards(), held);
+  // Without a delay they go at once; shards node 3 still replicates would stay.
+  DataPlaneOptions o3;
+  o3.self = 3;
+  o3.num_shards = kShards;
+  o3.background = false;
+  o3.drop_delay = absl::ZeroDuration();
+  storage::TSDB* db = nodes_[3].tsdb.get();
+  DataPlane dp3(
+      o3, db, [db](const std::vector<storage::SeriesAppend>& b) { return db->Append(b); },
+      [this] { return map_; }, [this](NodeId n) { return Address(n); });
+  EXPECT_EQ(dp3.DropUnownedShardsOnce(), static_cast<int>(held.size()));
+  EXPECT_THAT(nodes_[3].tsdb->ListShards(), IsEmpty());
+  EXPECT_EQ(LocalSamples(3, "a"), 0);
 }
 
 TEST_F(Cluster, UnknownShardCountIsRefused) {

@@ -59,6 +59,24 @@ void PrintStatusText(const json& st) {
                                  m.value("grpc_address", ""), m.value("http_address", ""),
                                  replicas[id], pending[id]);
   }
+  // Shard streams of rebalancing run on the node that led when the move began.
+  const json streams = st.value("streams", json::object());
+  if (streams.empty()) return;
+  std::cout << absl::StrFormat(
+      "streams run by this node: %d running, %d queued, %d done, %d failed; %d series, "
+      "%d samples, %.1f MB\n",
+      streams.value("running", 0), streams.value("queued", 0), streams.value("done", 0),
+      streams.value("failed", 0), streams.value("series", int64_t{0}),
+      streams.value("samples", int64_t{0}), streams.value("bytes", int64_t{0}) / 1e6);
+  for (const json& t : streams.value("recent", json::array())) {
+    if (t.value("state", "") != "running" && t.value("state", "") != "queued") continue;
+    std::cout << absl::StrFormat(
+        "  shard %d  %d -> [%s]  %s  %d series  %d samples  %.1f MB  %.1fs\n",
+        t.value("shard", 0), t.value("from", 0),
+        absl::StrJoin(t.value("to", std::vector<uint64_t>{}), ","), t.value("state", ""),
+        t.value("series", int64_t{0}), t.value("samples", int64_t{0}),
+        t.value("bytes", int64_t{0}) / 1e6, t.value("seconds", 0.0));
+  }
 }
 
 }  // namespace
