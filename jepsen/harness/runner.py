@@ -50,7 +50,8 @@ def parse_args(argv):
                    help="one of %s, or several joined by commas (one at random per fault)"
                    % ", ".join(nemesis_mod.ALL_NEMESES))
     p.add_argument("--nodes", type=int, default=3, help="1 to 5")
-    p.add_argument("--time", type=float, default=60, help="seconds of load and faults")
+    p.add_argument("--time", type=float, default=None,
+                   help="seconds of load and faults (60; stale-read: at most 300, it ends itself)")
     p.add_argument("--seed", type=int, default=None, help="the nemesis schedule's seed")
     p.add_argument("--vigild", help="default: build-jepsen/ then build/ server/vigild")
     p.add_argument("--vigilctl", help="default: build-jepsen/ then build/ tools/vigilctl")
@@ -97,6 +98,8 @@ def parse_args(argv):
     for n in args.nemesis.split(","):
         if n not in nemesis_mod.ALL_NEMESES:
             p.error("unknown nemesis %r (one of %s)" % (n, ", ".join(nemesis_mod.ALL_NEMESES)))
+    if args.time is None:
+        args.time = 300.0 if "stale-read" in args.workloads else 60.0
     if "stale-read" in args.workloads and (args.nemesis != "none" or len(args.workloads) > 1):
         p.error("the stale-read workload drives its own partitions: use it alone, "
                 "with --nemesis none")
