@@ -18,6 +18,10 @@ absl::Status NotLeader(NodeId leader) {
   return absl::FailedPreconditionError(absl::StrCat("not the leader; leader=", leader));
 }
 
+// Shards moving at once: each move's streams first wait out a settle delay, so
+// the moves' fixed costs overlap.
+constexpr int kMaxConcurrentMoves = 8;
+
 bool InConf(const raft::ConfState& conf, NodeId id) {
   return conf.IsVoter(id) || conf.IsLearner(id);
 }
@@ -291,7 +295,9 @@ void ControlPlane::Rebalance(absl::Time deadline) {
     std::map<uint32_t, uint64_t> epochs;
   };
   Plan plan = machine_->Read([&streamed](const ClusterState& s) {
-    Plan p{NextRebalanceStep(s, streamed, RebalanceOptions{}), {}};
+    RebalanceOptions ro;
+    ro.max_concurrent_moves = kMaxConcurrentMoves;
+    Plan p{NextRebalanceStep(s, streamed, ro), {}};
     for (const Transfer& t : p.step.streams) p.epochs[t.shard] = s.shard(t.shard).epoch;
     return p;
   });

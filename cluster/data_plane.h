@@ -92,6 +92,7 @@ struct StreamProgress {
                         // across batches counts once per batch)
   int64_t samples = 0;  // samples written to every target
   int64_t bytes = 0;    // payload: label bytes + 16 per sample, per target
+  absl::Time queued = absl::InfinitePast();
   absl::Time started = absl::InfinitePast();
   absl::Time finished = absl::InfinitePast();
   std::string error;

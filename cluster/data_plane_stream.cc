@@ -47,6 +47,7 @@ const char* StateName(StreamProgress::State s) {
 void DataPlane::StreamShard(const Transfer& transfer, std::function<void(absl::Status)> done) {
   auto progress = std::make_shared<StreamProgress>();
   progress->transfer = transfer;
+  progress->queued = absl::Now();
   bool stopping = false;
   {
     absl::MutexLock l(&mu_);
@@ -91,15 +92,16 @@ absl::Status DataPlane::StreamShardNow(const Transfer& t) {
     if (progress == nullptr) {
       progress = std::make_shared<StreamProgress>();
       progress->transfer = t;
+      progress->queued = absl::Now();
       streams_.push_back(progress);
     }
     progress->state = StreamProgress::State::kRunning;
     progress->started = opts_.clock->Now();
-    // Real time on purpose (I/O shell): Stop() cuts the wait short.
+    // Settle from when the stream was handed over (queued streams settle
+    // meanwhile). Real time on purpose (I/O shell): Stop() cuts the wait short.
     auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (opts_.stream_settle > absl::ZeroDuration()) {
-      mu_.AwaitWithTimeout(absl::Condition(&stopping), opts_.stream_settle);
-    }
+    const absl::Duration wait = progress->queued + opts_.stream_settle - absl::Now();
+    if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&stopping), wait);
   }
   absl::Status s;
   const absl::Time deadline = absl::Now() + opts_.stream_timeout;
