@@ -12,7 +12,6 @@ holds as many samples as were acked, nodes 1 and 2 are killed and node 3 alone
 """
 
 import http.client
-import os
 import time
 
 import vigiltest
@@ -24,27 +23,14 @@ KILL_AT = 8
 NAME = "cluster_test"
 
 
-class Node(vigiltest.Vigild):
-    """A vigild with fixed ports, so its peers can find it across restarts."""
+class Node(vigiltest.FixedPortVigild):
+    """A cluster member with fixed ports, so its peers can find it across restarts."""
 
     def __init__(self, binary, node_id, ports, peers, extra_args=()):
-        super().__init__(binary, extra_args=[f"--node_id={node_id}", f"--peers={peers}",
+        super().__init__(binary, ports, extra_args=[f"--node_id={node_id}", f"--peers={peers}",
                                              "--num_shards=16", "--anti_entropy_interval=1s",
                                              "--write_timeout=5s", *extra_args])
         self.node_id = node_id
-        self.http_port, self.grpc_port = ports
-
-    def start(self, timeout=90):
-        deadline = Deadline(timeout)
-        self.starts += 1
-        self.log_path = os.path.join(self.work_dir, f"vigild-{self.starts}.log")
-        args = [self.binary, f"--data_dir={self.data_dir}",
-                f"--http_addr=127.0.0.1:{self.http_port}",
-                f"--grpc_addr=127.0.0.1:{self.grpc_port}"] + self.extra_args
-        with open(self.log_path, "wb") as logf:
-            self.proc = vigiltest.spawn(args, stdout=logf, stderr=vigiltest.subprocess.STDOUT)
-        if not self._wait_ready(deadline):
-            raise RuntimeError(f"node {self.node_id} did not start:\n{self.log_tail()}")
 
     def head_samples(self):
         status, body = vigiltest.http("GET", self.http_url + "/metrics", timeout=10)

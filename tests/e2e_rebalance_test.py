@@ -34,7 +34,7 @@ SHARDS = 16
 
 
 class Node(cluster_test.Node):
-    """A vigild with fixed ports (cluster_test.Node.start), so its peers can find it."""
+    """A vigild with fixed ports (vigiltest.FixedPortVigild.start), so its peers can find it."""
 
     def __init__(self, binary, node_id, ports, cluster_args):  # pylint: disable=super-init-not-called
         vigiltest.Vigild.__init__(self, binary, extra_args=[
