@@ -32,15 +32,6 @@ class Node(vigiltest.FixedPortVigild):
                                              "--write_timeout=5s", *extra_args])
         self.node_id = node_id
 
-    def head_samples(self):
-        status, body = vigiltest.http("GET", self.http_url + "/metrics", timeout=10)
-        if status != 200:
-            return -1
-        for line in body.decode().splitlines():
-            if line.startswith("vigil_head_samples "):
-                return int(float(line.split()[1]))
-        return -1
-
 
 def read_all(node, start_ms, end_ms):
     """{series label: {t_ms: value}} from /api/v1/query_range at 1 s steps."""
@@ -73,12 +64,7 @@ def test(argv):
     for n in nodes.values():
         n.start()
     log("3 nodes ready:", peers)
-    # The Raft control plane elects a leader and bootstraps the shard map first:
-    # until then writes answer 503.
-    probe = [(vigiltest.series_labels(NAME + "_probe"), [(int(time.time() * 1000), 1.0)])]
-    vigiltest.wait_until(lambda: all(nodes[i].remote_write(probe)[0] == 204 for i in (1, 2, 3)),
-                         deadline, "the cluster accepting writes", interval=0.1)
-    log("cluster accepts writes")
+    vigiltest.wait_accepting_writes(nodes.values(), deadline, NAME + "_probe")
 
     base = (int(time.time()) - 120) * 1000
     acked = []
@@ -109,7 +95,7 @@ def test(argv):
 
     t0 = time.monotonic()
     nodes[3].start()
-    vigiltest.wait_until(lambda: nodes[3].head_samples() >= len(acked), deadline,
+    vigiltest.wait_until(lambda: (nodes[3].metric("vigil_head_samples") or 0) >= len(acked), deadline,
                          "node 3 catching up", interval=0.2)
     log(f"node 3 caught up {time.monotonic() - t0:.1f}s after its restart began")
     nodes[1].kill9()

@@ -49,15 +49,6 @@ class Node(cluster_test.Node):
             raise AssertionError(f"node {self.node_id}: cluster status {status}: {body[:300]!r}")
         return json.loads(body)
 
-    def metric(self, name):
-        status, body = vigiltest.http("GET", self.http_url + "/metrics", timeout=10)
-        if status != 200:
-            return -1
-        for line in body.decode().splitlines():
-            if line.startswith(name + " "):
-                return int(float(line.split()[1]))
-        return -1
-
 
 class Writer(threading.Thread):
     """Sends rounds of LIVE_SERIES samples, rotating over `targets`; records acks."""
@@ -191,10 +182,7 @@ def test(argv):
     for n in nodes.values():
         n.start()
     log("3 nodes ready:", peers)
-    probe = [(vigiltest.series_labels(NAME + "_probe"), [(int(time.time() * 1000), 1.0)])]
-    vigiltest.wait_until(lambda: all(nodes[i].remote_write(probe)[0] == 204 for i in (1, 2, 3)),
-                         deadline, "the cluster accepting writes", interval=0.1)
-    log("cluster accepts writes")
+    vigiltest.wait_accepting_writes(nodes.values(), deadline, NAME + "_probe")
 
     # History: older samples every shard holds before node 4 exists.
     now_s = int(time.time())
@@ -238,7 +226,7 @@ def test(argv):
         all_series = HISTORY_SERIES + LIVE_SERIES + 1  # + the probe
 
         def series_stored():
-            return [max(0, nodes[i].metric("vigil_series")) for i in (1, 2, 3, 4)]
+            return [int(nodes[i].metric("vigil_series") or 0) for i in (1, 2, 3, 4)]
 
         vigiltest.wait_until(lambda: sum(series_stored()) <= 3 * all_series, deadline,
                              "the old owners dropping the shards they gave away", interval=0.5)

@@ -290,6 +290,16 @@ class Vigild:
             raise AssertionError(f"GET {path} -> {status}: not JSON: {body[:300]!r}")
         return status, doc
 
+    def metric(self, name_and_labels):
+        """The value of one line of /metrics (`name` or `name{labels}`), or None if absent."""
+        status, body = http("GET", self.http_url + "/metrics", timeout=10)
+        if status != 200:
+            return None
+        for line in body.decode().splitlines():
+            if line.startswith(name_and_labels + " "):
+                return float(line.split()[-1])
+        return None
+
     def raw_samples(self, selector, at_ms, window_s):
         """{labels tuple: [(t_ms, value)]} of `selector[window]` at `at_ms`."""
         status, doc = self.api("/api/v1/query", query=f"{selector}[{window_s}s]",
@@ -321,6 +331,18 @@ class FixedPortVigild(Vigild):
             self.proc = spawn(args, stdout=logf, stderr=subprocess.STDOUT)
         if not self._wait_ready(deadline):
             raise RuntimeError(f"vigild did not start:\n{self.log_tail()}")
+
+
+def wait_accepting_writes(nodes, deadline, name):
+    """Polls until every node acks a remote-write of one probe sample of series `name`.
+
+    A cluster elects a Raft leader and bootstraps its shard map first: until then writes
+    answer 503. The probe series is stored like any other (count it where series are counted).
+    """
+    probe = [(series_labels(name), [(int(time.time() * 1000), 1.0)])]
+    wait_until(lambda: all(n.remote_write(probe)[0] == 204 for n in nodes), deadline,
+               "the cluster accepting writes", interval=0.1)
+    log("cluster accepts writes")
 
 
 def vigilctl(binary, addr, *args, stdin=None, timeout=60):
