@@ -150,6 +150,8 @@ class Run:
         self.stopping = threading.Event()
         self.errors = []
         self.notes = []
+        self.cleanups = []  # run at teardown, last first (the alerts workload's Alertmanager)
+        self.alerting = None  # the alerts workload's rig (harness/alerts_workload.py)
         self.nodes = {}
         self.net = None
         self.history = None
@@ -210,6 +212,10 @@ class Run:
         self.history.add(type="info", process="harness", f="network",
                          value={"tag": self.tag, "subnet": str(self.net.subnet),
                                 "nodes": self.net.ips, "bridge": self.net.bridge})
+        for w in cfg.workloads:  # e.g. alerts: Alertmanager up, flags for every vigild
+            prepare = getattr(workloads.WORKLOADS[w], "prepare", None)
+            if prepare is not None:
+                cfg.vigild_args = list(cfg.vigild_args) + prepare(self)
         for i in range(1, cfg.nodes + 1):
             self.nodes[i] = nodes_mod.Node(self, i)
         for node in self.nodes.values():
@@ -414,6 +420,11 @@ class Run:
         except Exception as e:  # keep going: the rest must still go
             print("teardown: stopping nodes: %r" % (e,), file=sys.stderr)
         nodes_mod.kill_recorded(self.state_dir)
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # keep going: the rest must still go
+                print("teardown: %r" % (e,), file=sys.stderr)
         if self.net is not None:
             self.net.destroy()
         if self.cfg.keep_data:

@@ -375,3 +375,8 @@ class StaleReadWorkload(RegisterWorkload):
 
 WORKLOADS = {"samples": SamplesWorkload, "register": RegisterWorkload,
              "stale-read": StaleReadWorkload}
+
+# The alerts workload lives in its own module (it uses the helpers above).
+from harness import alerts_workload  # noqa: E402
+
+WORKLOADS["alerts"] = alerts_workload.AlertsWorkload
