@@ -13,13 +13,17 @@ the run's time is up; stop() heals whatever is still active.
   partition-bridge  a specific grudge (ring: 5 nodes, each sees a majority)
   clock-skew      each node's wall clock offset by up to +-60 s (libfaketime)
   clock-strobe    a node's clock flips between +-20 s and 0 every ~1 s
-  membership      add/remove/replace nodes with `vigilctl cluster`
+  membership      add, remove or replace a node with `vigilctl cluster` (spare
+                  namespaces prepared at setup; never below 3 members); healed
+                  = membership settled (see MembershipBook, settled_reason)
   all             kill, pause, partition (and clock ones with --faketime)
   a,b,...         the listed ones in turn, one per fault (e.g. kill,partition)
 """
 
 import random
+import subprocess
 import threading
+import time
 
 from harness import nodes as nodes_mod
 
@@ -28,6 +32,8 @@ PARTITIONS = ["partition-halves", "partition-one", "partition-leader", "partitio
 CLOCKS = ["clock-skew", "clock-strobe"]
 SIMPLE = ["none", "kill", "kill-and-wipe", "pause", "partition", "membership", "all"]
 ALL_NEMESES = SIMPLE + PARTITIONS + CLOCKS
+MIN_MEMBERS = 3  # the replication factor: never fewer members than replicas
+SPARE_SLOTS = 2  # namespaces prepared for nodes added during a membership run
 
 
 class Unsupported(Exception):
@@ -80,26 +86,179 @@ def grudge_bridge(ids, rng):
     return g, "bridge %d between %s and %s" % (middle, sorted(a), sorted(b))
 
 
+# --- membership bookkeeping (pure: unit-tested in tests/test_membership.py) ----
+
+class MembershipBook:
+    """Which node ids are members and which namespace slot each one uses.
+
+    Slots 1..N hold the founding nodes 1..N; slots N+1.. are spares. A node
+    added during the run gets a fresh id (never reused: the raft and samples
+    checkers see each incarnation as its own node) and a free slot, preferring
+    one never used, else the one freed longest ago (its address is reused by
+    the new node, as a replaced machine's would be). A removed node's slot is
+    free once its process stopped.
+    """
+
+    def __init__(self, founders, slots, min_members=MIN_MEMBERS):
+        self.slot_of = {i: i for i in founders}  # members: id -> slot
+        self.slots = list(slots)
+        self.min_members = min_members
+        self.next_id = max(founders) + 1
+        self.freed = {}  # slot -> sequence number of its release (never used: absent)
+        self._seq = 0
+        self.reserved = set()  # slots of nodes being added
+
+    def members(self):
+        return sorted(self.slot_of)
+
+    def free_slots(self):
+        used = set(self.slot_of.values()) | self.reserved
+        return [s for s in self.slots if s not in used]
+
+    def pick_slot(self):
+        free = self.free_slots()
+        if not free:
+            return None
+        never = [s for s in free if s not in self.freed]
+        return min(never) if never else min(free, key=lambda s: self.freed[s])
+
+    def allocate(self):
+        """(new id, slot) for a node to add, or None with no free slot."""
+        slot = self.pick_slot()
+        if slot is None:
+            return None
+        node_id = self.next_id
+        self.next_id += 1
+        self.reserved.add(slot)
+        return node_id, slot
+
+    def joined(self, node_id, slot):
+        self.reserved.discard(slot)
+        self.slot_of[node_id] = slot
+
+    def abandon(self, slot):
+        """An add that never started: its slot is free again."""
+        self.reserved.discard(slot)
+
+    def released(self, node_id):
+        """Node removed and its process stopped: its slot is free."""
+        slot = self.slot_of.pop(node_id)
+        self._seq += 1
+        self.freed[slot] = self._seq
+        return slot
+
+    def plan(self, rng):
+        """The next membership change: ("add", None), ("remove", victim),
+        ("replace", victim) or None when none is allowed. Never below
+        min_members (a replace adds first, then removes), never more members
+        than slots."""
+        members = self.members()
+        ops = []
+        if self.free_slots():
+            ops += ["add", "replace"]
+        if len(members) > self.min_members:
+            ops.append("remove")
+        if not ops:
+            return None
+        op = rng.choice(sorted(ops))
+        return op, (rng.choice(members) if op != "add" else None)
+
+
+def settled_reason(docs, want):
+    """Why the cluster is not settled on members `want`, or None when it is.
+
+    docs: {node id: GET /api/v1/status/cluster document, or None if it did not
+    answer} for every node in `want`. Settled: every wanted node answers,
+    bootstrapped, with the same leader (one of them) and term, the member list
+    is exactly `want`, all active, no shard moving, no stream running or
+    queued, and every node reports the same shard placement (replicas and
+    epochs: they all applied the same map).
+    """
+    want = sorted(want)
+    missing = [i for i in want if not isinstance(docs.get(i), dict)]
+    if missing:
+        return "no status from %s" % missing
+    views = set()
+    placements = set()
+    for i in want:
+        d = docs[i]
+        if d.get("bootstrapped") is not True:
+            return "node %d: not bootstrapped" % i
+        members = {int(m.get("id", 0)): m.get("state") for m in d.get("members") or []}
+        if sorted(members) != want:
+            return "node %d: members %s, want %s" % (i, sorted(members), want)
+        not_active = sorted(m for m, st in members.items() if st != "active")
+        if not_active:
+            return "node %d: members %s not active" % (i, not_active)
+        if int(d.get("moving_shards") or 0):
+            return "node %d: %d shards moving" % (i, d["moving_shards"])
+        streams = d.get("streams") or {}
+        busy = int(streams.get("running") or 0) + int(streams.get("queued") or 0)
+        if busy:
+            return "node %d: %d streams running or queued" % (i, busy)
+        views.add((d.get("leader"), d.get("term")))
+        placements.add(tuple((s.get("shard"), tuple(s.get("replicas") or []), s.get("epoch"))
+                             for s in d.get("shards") or []))
+    if len(views) != 1:
+        return "leader/term views differ: %s" % sorted(views, key=str)
+    leader = next(iter(views))[0]
+    if leader not in want:
+        return "leader %r is not a wanted member" % (leader,)
+    if len(placements) != 1:
+        return "nodes report different shard placements"
+    return None
+
+
+def classify_ctl(rc, text):
+    """A vigilctl cluster command's outcome: ok, fail (certainly not applied)
+    or info (unknown: the request may have been applied)."""
+    if rc == 0:
+        return "ok"
+    low = text.lower()
+    definite = ("failed to connect", "connection refused", "no member", "exists with other",
+                "still holds shards", "invalid", "bad node id", "cannot remove the last")
+    if any(d in low for d in definite):
+        return "fail"
+    return "info"
+
+
 class Nemesis:
     def __init__(self, run, kind, rng):
         self.run = run
         self.kind = kind
         self.rng = rng
-        self.ids = list(range(1, run.cfg.nodes + 1))
+        self.founders = list(range(1, run.cfg.nodes + 1))
         self.windows = []  # [start, end, name]
         self.active = None  # (name, heal callable, window)
         self.skipped = []
         self._stop = threading.Event()
         self._thread = None
         self._strobe = None
+        self.book = None  # MembershipBook, with the membership nemesis
+        self.membership_ops = []  # {"f", "type", "node", "members", ...} per change
+        self.membership_broken = None  # why no further change is attempted
+        self.poll_s = 0.5  # between membership status polls (tests: 0)
+        self.node_factory = nodes_mod.Node  # (run, id, slot, joined=True) for added nodes
         self.validate()
+        if "membership" in self.kinds():
+            n = len(self.founders)
+            self.book = MembershipBook(self.founders, range(1, n + SPARE_SLOTS + 1))
+
+    @property
+    def ids(self):
+        """The current members clients use (the founders before the nodes start)."""
+        return sorted(self.run.nodes) or list(self.founders)
+
+    def slots(self):
+        """Namespaces the run prepares: spares too when membership may add nodes."""
+        return len(self.founders) + (SPARE_SLOTS if self.book is not None else 0)
 
     # --- what can run here --------------------------------------------------
 
     def kinds(self):
         if self.kind == "all":
             ks = ["kill", "pause"]
-            if len(self.ids) >= 2:
+            if len(self.founders) >= 2:
                 ks.append("partition")
             if self.run.faketime:
                 ks += CLOCKS
@@ -108,13 +267,16 @@ class Nemesis:
 
     def validate(self):
         for k in self.kinds():
-            if (k == "partition" or k in PARTITIONS) and len(self.ids) < 2:
+            if (k == "partition" or k in PARTITIONS) and len(self.founders) < 2:
                 raise Unsupported("%s needs at least 2 nodes" % k)
-            if k == "partition-ring" and len(self.ids) < 5:
+            if k == "partition-ring" and len(self.founders) < 5:
                 raise Unsupported("partition-ring needs 5 nodes")
             if k in CLOCKS and not self.run.faketime:
                 raise Unsupported("%s needs libfaketime (apt-get install libfaketime)" % k)
             if k == "membership":
+                if len(self.founders) < MIN_MEMBERS:
+                    raise Unsupported("membership needs at least %d nodes (the replication "
+                                      "factor; it never removes below that)" % MIN_MEMBERS)
                 reason = self.run.membership_unsupported()
                 if reason:
                     raise Unsupported(reason)
@@ -179,13 +341,16 @@ class Nemesis:
     def _begin(self, kind):
         if kind == "partition":
             kind = self.rng.choice([p for p in PARTITIONS
-                                    if p != "partition-ring" or len(self.ids) >= 5])
+                                    if p != "partition-ring" or len(self.ids) == 5])
         fn = getattr(self, "_start_" + kind.replace("-", "_"))
+        t0 = self.run.now()
         res = fn()
         if res is None:
             return
-        desc, heal = res
-        window = [self.run.now(), None, kind]
+        desc, heal = res[0], res[1]
+        if len(res) > 2:
+            kind = res[2]  # a more specific name (membership-add, ...)
+        window = [t0, None, kind]
         self.windows.append(window)
         self.active = (kind, heal, window)
         self._record("start", kind, desc)
@@ -232,7 +397,8 @@ class Nemesis:
         return {"paused": victims}, heal
 
     def _partition(self, grudge, desc):
-        self.run.net.apply_grudge(grudge)
+        slot = lambda i: self.run.nodes[i].slot  # noqa: E731 (grudges name nodes; rules, slots)
+        self.run.net.apply_grudge({slot(i): {slot(j) for j in js} for i, js in grudge.items()})
 
         def heal():
             self.run.net.heal()
@@ -292,8 +458,259 @@ class Nemesis:
             return {"node": victim, "offsets": 0}
         return {"node": victim, "strobe_s": delta}, heal
 
+    # --- membership -----------------------------------------------------------
+    #
+    # One change at a time, on the seeded schedule: add (a spare slot starts
+    # vigild --join=<member>, `vigilctl cluster add-node` through a member, wait
+    # until the cluster lists it active, clients may use it), remove (clients
+    # stop using the victim, `vigilctl cluster remove-node` through another
+    # member; heal waits until the cluster settled without it, lets the
+    # clients' operations in flight through it end, stops it and frees its
+    # slot), replace (add, then remove). Heal = settled (settled_reason). Each
+    # change is an invoke and a completion (ok / fail: refused / info: unknown or
+    # never settled) of process "nemesis" in the history, with the members after.
+
+    def _poll(self, fn, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            v = fn()
+            if v or time.monotonic() >= deadline or self.run.stopping.is_set():
+                return v
+            time.sleep(self.poll_s)
+
+    def _running(self, ids):
+        return [i for i in ids if self.run.nodes[i].alive() and not self.run.nodes[i].paused]
+
+    def _via(self, exclude=()):
+        ids = self._running([i for i in self.book.members() if i not in exclude])
+        return self.rng.choice(ids) if ids else None
+
+    def _ctl(self, via, *args):
+        """vigilctl --addr=<via's gRPC address> cluster ARGS: (ok|fail|info, output)."""
+        if via is None:
+            return "fail", "no running member to ask"
+        cmd = [self.run.vigilctl, "--addr=" + self.run.nodes[via].grpc_addr, "--timeout=20s",
+               "cluster"] + list(args)
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return "info", "vigilctl timed out"
+        text = (res.stdout + res.stderr).strip()
+        return classify_ctl(res.returncode, text), "via %d: %s" % (via, text)
+
+    def members_view(self):
+        """{id: state} of the member list the best-informed running node reports
+        (the leader's own view first), or None when none answers."""
+        ids = sorted(i for i, n in self.run.all_nodes.items() if n.alive() and not n.paused)
+        best = None
+        for i, d in self.run.cluster_status(ids).items():
+            key = (d.get("leader") == i, int(d.get("term") or 0), int(d.get("applied_index") or 0))
+            if best is None or key > best[0]:
+                best = (key, d)
+        if best is None:
+            return None
+        return {int(m.get("id", 0)): m.get("state") for m in best[1].get("members") or []}
+
+    @staticmethod
+    def _shards_per_member(docs):
+        """{member: shard replicas it holds} in one settled node's view."""
+        counts = {}
+        for sh in next(iter(docs.values()), {}).get("shards") or []:
+            for r in sh.get("replicas") or []:
+                counts[str(r)] = counts.get(str(r), 0) + 1
+        return counts
+
+    def wait_settled(self, want, timeout):
+        """Polls until settled_reason is None twice in a row, 2 polls apart (1 s),
+        with the same shard placement (the leader plans moves every 200 ms: a
+        new move would show). Returns (None, waited_s, docs) or (why not, waited_s, docs)."""
+        want = sorted(want)
+        start = time.monotonic()
+        last, docs, reason = None, {}, "not polled"
+        while not self.run.stopping.is_set():
+            docs = self.run.cluster_status(want)
+            reason = settled_reason(docs, want)
+            if reason is None:
+                placement = [(sh.get("replicas"), sh.get("epoch"))
+                             for sh in docs[want[0]].get("shards") or []]
+                if placement == last:
+                    return None, round(time.monotonic() - start, 3), docs
+                last = placement
+            else:
+                last = None
+            if time.monotonic() - start >= timeout:
+                break
+            time.sleep(2 * self.poll_s)
+        return reason or "stopping", round(time.monotonic() - start, 3), docs
+
+    def _complete(self, op, kind, **value):
+        op.update(value)
+        op["type"] = kind
+        op["t_complete"] = round(self.run.now(), 3)
+        view = self.members_view()
+        op["members_after"] = None if view is None else sorted(view)
+        value["members"] = op["members_after"]
+        value["member_states"] = None if view is None else {str(k): v for k, v in view.items()}
+        self.run.history.add(type=kind, process="nemesis", f=op["f"], value=value)
+        return dict(value, f=op["f"], type=kind)
+
+    def _broken(self, op, why):
+        self.membership_broken = why
+        self.run.errors.append("membership %s: %s" % (op["f"], why))
+        return self._complete(op, "info", error=why)
+
+    def _add_node(self, op):
+        """Starts a new node in a free slot with --join and asks a member to add it.
+        Returns the new id, or None (op completed as info: broken)."""
+        cfg = self.run.cfg
+        node_id, slot = self.book.allocate()
+        op["node" if op["f"] == "add-node" else "add"] = node_id
+        node = self.node_factory(self.run, node_id, slot, joined=True)
+        self.run.all_nodes[node_id] = node
+        node.start()
+        if not node.wait_ready(cfg.ready_timeout):
+            self._broken(op, "node %d (slot %d) not ready in %.0fs; see %s"
+                         % (node_id, slot, cfg.ready_timeout, node.log_path))
+            return None
+        kind, text = self._ctl(self._via(), "add-node", "%d=%s,http=%s:%d" % (
+            node_id, node.grpc_addr, node.ip, node.http_port))
+        op["add_node_cli"] = {"outcome": kind, "output": text[-300:]}
+        # --join asks the cluster too; either way it must become an active member.
+        timeout = cfg.membership_timeout
+        if not self._poll(lambda: (self.members_view() or {}).get(node_id) == "active", timeout):
+            self._broken(op, "node %d not an active member %.0fs after it started (add-node: "
+                         "%s: %s)" % (node_id, timeout, kind, text[-200:]))
+            return None
+        self.book.joined(node_id, slot)
+        op["active_after_s"] = round(self.run.now() - op["t_invoke"], 3)
+        self.run.set_targets(self.book.members())  # clients may use it now
+        return node_id
+
+    def _remove_node(self, op, victim):
+        """remove-node through another member. Returns (kind, text, t_out): ok
+        once the cluster marked it leaving (or already dropped it)."""
+        after = [i for i in self.book.members() if i != victim]
+        if not self.run.cfg.membership_write_leaving:
+            self.run.set_targets(after)  # the README's known limit: stop writing through it
+        t_out = time.monotonic()
+        kind, text = "info", ""
+        for _ in range(3):
+            kind, text = self._ctl(self._via(exclude={victim}), "remove-node", str(victim))
+            if kind != "info":
+                break
+            state = (self.members_view() or {}).get(victim, "gone")
+            if state in ("leaving", "gone"):
+                kind = "ok"  # the unknown outcome was applied
+                break
+            time.sleep(2 * self.poll_s)
+        if kind != "ok":
+            self.run.set_targets(self.book.members())
+        return kind, text, t_out
+
+    def _finish_removal(self, op, victim, t_out):
+        """Heal of a removal: settled without the victim, then it stops."""
+        cfg = self.run.cfg
+        after = [i for i in self.book.members() if i != victim]
+        reason, waited, docs = self.wait_settled(after, cfg.membership_timeout)
+        if reason is not None:
+            return self._broken(op, "not settled without node %d after %.0fs: %s"
+                                % (victim, waited, reason))
+        if cfg.membership_write_leaving:
+            self.run.set_targets(after)
+            t_out = time.monotonic()
+        # Operations a client sent through the victim before it left the targets
+        # end within op_timeout (their outcome is theirs to record).
+        drain = t_out + cfg.op_timeout + 4 * self.poll_s - time.monotonic()
+        if drain > 0:
+            time.sleep(drain)
+        self.run.nodes[victim].stop(timeout=5)
+        self.book.released(victim)
+        return self._complete(op, "ok", settled_s=waited, shards=self._shards_per_member(docs))
+
     def _start_membership(self):
-        raise Unsupported(self.run.membership_unsupported() or "membership not implemented")
+        if self.membership_broken:
+            self._record("skip", "membership", "an earlier change failed: %s"
+                         % self.membership_broken)
+            return None
+        plan = self.book.plan(self.rng)
+        if plan is None:
+            self._record("skip", "membership", "no change allowed with members %s"
+                         % self.book.members())
+            return None
+        what, victim = plan
+        f = {"add": "add-node", "remove": "remove-node", "replace": "replace-node"}[what]
+        before = self.book.members()
+        op = {"f": f, "t_invoke": round(self.run.now(), 3), "members_before": before}
+        self.membership_ops.append(op)
+        value = {"members": before}
+        if victim is not None:
+            value["node" if what == "remove" else "remove"] = victim
+            op["node" if what == "remove" else "remove"] = victim
+        self.run.history.add(type="invoke", process="nemesis", f=f, value=value)
+        name = "membership-" + what
+        done = lambda: op  # noqa: E731 (a change that ended in begin heals nothing)
+        if what in ("add", "replace") and self._add_node(op) is None:
+            return op, done, name
+        if what == "add":
+            def heal():
+                reason, waited, docs = self.wait_settled(self.book.members(),
+                                                         self.run.cfg.membership_timeout)
+                if reason is not None:
+                    return self._broken(op, "not settled with node %d after %.0fs: %s"
+                                        % (op["node"], waited, reason))
+                return self._complete(op, "ok", node=op["node"], settled_s=waited,
+                                      shards=self._shards_per_member(docs))
+            return dict(value, node=op["node"]), heal, name
+        kind, text, t_out = self._remove_node(op, victim)
+        if kind != "ok":
+            if kind == "info":
+                self._broken(op, "remove-node %d: outcome unknown: %s" % (victim, text[-200:]))
+            else:
+                self._complete(op, "fail", error=text[-300:])
+            return op, done, name
+        desc = dict(value, add=op["add"]) if what == "replace" else value
+        return desc, lambda: self._finish_removal(op, victim, t_out), name
+
+    def membership_intervals(self):
+        """{node id: {"added": t or None (a founder), "removed": t or None}}."""
+        out = {i: {"added": None, "removed": None} for i in self.founders}
+        for op in self.membership_ops:
+            new = op.get("node") if op["f"] == "add-node" else op.get("add")
+            if new is not None:
+                out.setdefault(new, {"added": None, "removed": None})["added"] = op["t_invoke"]
+            gone = op.get("node") if op["f"] == "remove-node" else op.get("remove")
+            if gone is not None and op.get("type") == "ok":
+                out[gone]["removed"] = op["t_complete"]
+        return out
+
+    def membership_check(self, checks):
+        """The membership nemesis's own verdict: every change completed (none left
+        unknown or unsettled), the cluster's final member list is the members
+        the harness ended with, and the samples checker read every one of them
+        (and no removed node)."""
+        ops = self.membership_ops
+        final = sorted(self.run.nodes)
+        view = self.members_view()
+        problems = []
+        if self.membership_broken:
+            problems.append(self.membership_broken)
+        if view is None:
+            problems.append("no member answered the final status")
+        elif sorted(view) != final or any(st != "active" for st in view.values()):
+            problems.append("the cluster lists %s, the harness ended with members %s"
+                            % (view, final))
+        samples = checks.get("samples")
+        if isinstance(samples, dict) and samples.get("nodes") is not None:
+            read = sorted(int(n["node"]) for n in samples["nodes"])
+            if read != final:
+                problems.append("samples read from %s, the members are %s" % (read, final))
+        count = lambda key, val: sum(1 for o in ops if o.get(key) == val)  # noqa: E731
+        return {"valid": not problems, "changes": len(ops),
+                "adds": count("f", "add-node"), "removes": count("f", "remove-node"),
+                "replaces": count("f", "replace-node"), "ok": count("type", "ok"),
+                "fail": count("type", "fail"), "info": count("type", "info"),
+                "initial_members": list(self.founders), "final_members": final,
+                "problems": problems, "history": ops}
 
 
 def faketime_available():

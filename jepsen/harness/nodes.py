@@ -47,11 +47,30 @@ def http_get_json(ip, port, path, timeout=2.0):
         return None
 
 
+class NodeMap(dict):
+    """The nodes clients may use now ({id: Node}); a node no longer in it (being
+    removed) is still found by id, so a client that picked it a moment before
+    the map changed finishes its operation instead of failing on a KeyError.
+    Replaced whole, never mutated, so readers iterate a stable map."""
+
+    def __init__(self, nodes, every):
+        super().__init__(nodes)
+        self.every = every  # {id: Node} of every node the run ever started
+
+    def __missing__(self, key):
+        return self.every[key]
+
+
 class Node:
-    def __init__(self, run, i):
+    def __init__(self, run, i, slot=None, joined=False):
+        """Node `i` (its vigild --node_id) in namespace slot `slot` (default i).
+        A joined node was added during the run: it starts (and restarts) with
+        --join=<a current member> instead of --peers."""
         self.run = run
         self.id = i
-        self.ip = run.net.ips[i]
+        self.slot = i if slot is None else slot
+        self.joined = joined
+        self.ip = run.net.ips[self.slot]
         self.http_port = HTTP_PORT
         self.grpc_port = GRPC_PORT
         self.dir = os.path.join(run.state_dir, "n%d" % i)
@@ -79,7 +98,9 @@ class Node:
         args = [cfg.vigild, "--data_dir=" + self.data_dir, "--node_id=%d" % self.id,
                 "--http_addr=%s:%d" % (self.ip, self.http_port),
                 "--grpc_addr=%s:%d" % (self.ip, self.grpc_port)]
-        if self.run.peers_flag:
+        if self.joined:
+            args.append("--join=" + self.run.join_address(self.id))
+        elif self.run.peers_flag:
             args.append("--peers=" + self.run.peers_flag)
         args += cfg.vigild_args
         env = []
@@ -87,18 +108,19 @@ class Node:
             env = ["env", "LD_PRELOAD=" + self.run.faketime,
                    "FAKETIME_TIMESTAMP_FILE=" + self.clock_file,
                    "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_FAKE_MONOTONIC=1"]
-        return ["ip", "netns", "exec", self.run.net.netns(self.id)] + env + args
+        return ["ip", "netns", "exec", self.run.net.netns(self.slot)] + env + args
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None
         if self.run.tearing_down:
             raise RuntimeError("node %d: not starting during teardown" % self.id)
         self.starts += 1
+        cmd = self.command()
         log = open(self.log_path, "ab")
         log.write(("=== start %d at %.3f: %s\n" % (self.starts, self.run.now(),
-                                                   " ".join(self.command()))).encode())
+                                                   " ".join(cmd))).encode())
         log.flush()
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         os.makedirs(os.path.dirname(self.pid_file), exist_ok=True)

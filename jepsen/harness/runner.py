@@ -74,6 +74,12 @@ def parse_args(argv):
     p.add_argument("--cluster-timeout", type=float, default=120.0,
                    help="how long a clustered run waits for every node to agree on a leader "
                    "(at the start, and after healing)")
+    p.add_argument("--membership-timeout", type=float, default=180.0,
+                   help="membership nemesis: how long a change may take to settle (s)")
+    p.add_argument("--membership-write-leaving", action="store_true",
+                   help="membership nemesis: clients keep writing through a node being "
+                   "removed until it stops (by default they stop first, as cluster/README "
+                   "asks until replicas check write epochs)")
     p.add_argument("--probe-rounds", type=int, default=6,
                    help="stale-read workload: most isolate-the-leader rounds")
     p.add_argument("--read-timeout", type=float, default=60.0)
@@ -152,7 +158,9 @@ class Run:
         self.notes = []
         self.cleanups = []  # run at teardown, last first (the alerts workload's Alertmanager)
         self.alerting = None  # the alerts workload's rig (harness/alerts_workload.py)
-        self.nodes = {}
+        self.all_nodes = {}  # every node the run started, by id
+        self.nodes = nodes_mod.NodeMap({}, self.all_nodes)  # the members clients use
+        self.vigilctl = None
         self.net = None
         self.history = None
         self.faketime = None
@@ -197,14 +205,14 @@ class Run:
         self.nemesis = nemesis_mod.make(self, cfg.nemesis, cfg.seed)  # Unsupported early
         # Not from the seed: parallel runs with one seed must not pick the same subnet.
         self.net = net_mod.Network(self.tag, net_mod.choose_subnet(random.SystemRandom()),
-                                   cfg.nodes)
+                                   self.nemesis.slots())  # spare slots for membership
         self.net.create()
         if cfg.nodes > 1:
             if "-peers" in helptext:
                 self.clustered = True
                 self.peers_flag = ",".join(
                     "%d=%s:%d/%s:%d" % (i, ip, nodes_mod.GRPC_PORT, ip, nodes_mod.HTTP_PORT)
-                    for i, ip in sorted(self.net.ips.items()))
+                    for i, ip in sorted(self.net.ips.items()) if i <= cfg.nodes)
             else:
                 self.notes.append("vigild has no --peers flag: %d independent nodes; the samples "
                                   "checker holds each node to what it acknowledged itself"
@@ -217,7 +225,8 @@ class Run:
             if prepare is not None:
                 cfg.vigild_args = list(cfg.vigild_args) + prepare(self)
         for i in range(1, cfg.nodes + 1):
-            self.nodes[i] = nodes_mod.Node(self, i)
+            self.all_nodes[i] = nodes_mod.Node(self, i)
+        self.set_targets(range(1, cfg.nodes + 1))
         for node in self.nodes.values():
             node.start()
         for node in self.nodes.values():
@@ -233,6 +242,16 @@ class Run:
                                    % (cfg.nodes, cfg.cluster_timeout, self.out_dir))
 
     # --- helpers the nemeses use ---------------------------------------------------
+
+    def set_targets(self, ids):
+        """The members clients (and final reads) use from now on."""
+        self.nodes = nodes_mod.NodeMap({i: self.all_nodes[i] for i in sorted(ids)},
+                                       self.all_nodes)
+
+    def join_address(self, exclude):
+        """--join for a node added during the run: a running member's gRPC address."""
+        ids = [i for i in sorted(self.nodes) if i != exclude and self.nodes[i].alive()]
+        return self.nodes[random.choice(ids or sorted(self.nodes))].grpc_addr
 
     def cluster_status(self, ids=None, timeout=2.0):
         """{node id: GET /api/v1/status/cluster document} of the running nodes asked."""
@@ -269,7 +288,8 @@ class Run:
             views = {(_leader_of(d), int(d.get("term") or 0)) for d in docs.values()}
             if (len(docs) == len(ids) and len(views) == 1
                     and all(d.get("bootstrapped") is True
-                            and len(d.get("members") or []) == len(self.nodes)
+                            and sorted(int(m.get("id", 0)) for m in d.get("members") or [])
+                            == sorted(self.nodes)
                             for d in docs.values())):
                 leader, term = views.pop()
                 if leader in self.nodes:
@@ -284,13 +304,21 @@ class Run:
         ctl = find_binary(self.cfg.vigilctl, "vigilctl", "tools")
         if ctl is None:
             return "membership: no vigilctl binary found (build tools/vigilctl)"
-        res = subprocess.run([ctl, "cluster"], capture_output=True, text=True, timeout=30)
+        # Without a subcommand it lists them (no RPC is made).
+        res = subprocess.run([ctl, "--addr=127.0.0.1:1", "cluster"], capture_output=True,
+                             text=True, timeout=30)
         text = res.stdout + res.stderr
         if "add-node" not in text or "remove-node" not in text:
-            return ("membership: not available until cluster lands: vigilctl has no "
-                    "`cluster add-node` / `remove-node` command")
-        return ("membership: vigilctl has cluster commands, but the harness's membership "
-                "nemesis is not wired to them yet")
+            return ("membership: vigilctl (%s) has no `cluster add-node` / `remove-node` "
+                    "command" % ctl)
+        helptext = subprocess.run([self.cfg.vigild, "--helpfull"], capture_output=True,
+                                  text=True, timeout=30).stdout
+        if "-join " not in helptext:
+            return "membership: vigild has no --join flag"
+        # A private copy, like vigild's: a rebuild during the run must not break it.
+        self.vigilctl = os.path.join(self.state_dir, "bin", "vigilctl")
+        shutil.copy2(ctl, self.vigilctl)
+        return None
 
     # --- Raft observation -------------------------------------------------------
 
@@ -298,7 +326,7 @@ class Run:
         misses = 0
         while not self.stopping.wait(0.5):
             answered = polled = False
-            for node in list(self.nodes.values()):
+            for node in list(self.all_nodes.values()):  # joined and leaving ones too
                 if not node.alive() or node.paused:
                     continue
                 polled = True
@@ -362,8 +390,11 @@ class Run:
             wl.close()
         self.stopping.set()
         poller.join(timeout=10)
+        if nemesis.book is not None:
+            checks["membership"] = nemesis.membership_check(checks)
         if self.raft_supported:
-            checks["raft"] = raft_checker.check(self.raft_obs)
+            checks["raft"] = raft_checker.check(
+                self.raft_obs, members=nemesis.membership_intervals() if nemesis.book else None)
         else:
             checks["raft"] = {"valid": "skipped",
                               "reason": "no node answered GET %s" % RAFT_PATH}
@@ -416,7 +447,7 @@ class Run:
         if self.nemesis is not None:
             self.nemesis.halt()
         try:
-            nodes_mod.stop_all(list(self.nodes.values()))
+            nodes_mod.stop_all(list(self.all_nodes.values()))
         except Exception as e:  # keep going: the rest must still go
             print("teardown: stopping nodes: %r" % (e,), file=sys.stderr)
         nodes_mod.kill_recorded(self.state_dir)

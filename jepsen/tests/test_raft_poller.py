@@ -36,8 +36,9 @@ def fake_run(docs):
                                           paused=False, alive=lambda: True)
              for i, s in enumerate(servers)}
     t0 = time.monotonic()
-    run = types.SimpleNamespace(stopping=threading.Event(), nodes=nodes, raft_obs=[],
-                                raft_supported=None, now=lambda: time.monotonic() - t0)
+    run = types.SimpleNamespace(stopping=threading.Event(), nodes=nodes, all_nodes=nodes,
+                                raft_obs=[], raft_supported=None,
+                                now=lambda: time.monotonic() - t0)
     return run, servers
 
 
