@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cluster/rebalancer.h"
+#include "common/grpc_status.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "server/metrics.h"
@@ -35,14 +36,6 @@ constexpr char kForwardedKey[] = "vigil-forwarded";
 
 // Pause between attempts while leadership is unsettled.
 constexpr absl::Duration kRetryPause = absl::Milliseconds(20);
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 // Leadership is moving: another attempt (perhaps at another node) may succeed.
 bool Unsettled(const absl::Status& s) {
@@ -95,21 +88,21 @@ class ControlPlane::AdminService final : public vigil::v1::ClusterAdmin::Service
                        vigil::v1::AddNodeResponse*) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
     PeerAddress addr{req->grpc_address(), req->http_address()};
-    return ToGrpc(Forwarded(ctx) ? cp_->AddNodeLocal(req->id(), addr)
-                                 : cp_->AddNode(req->id(), addr));
+    return ToGrpcStatus(Forwarded(ctx) ? cp_->AddNodeLocal(req->id(), addr)
+                                       : cp_->AddNode(req->id(), addr));
   }
   grpc::Status RemoveNode(grpc::ServerContext* ctx, const vigil::v1::RemoveNodeRequest* req,
                           vigil::v1::RemoveNodeResponse*) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
-    return ToGrpc(Forwarded(ctx) ? cp_->RemoveNodeLocal(req->id(), false)
-                                 : cp_->RemoveNode(req->id(), false));
+    return ToGrpcStatus(Forwarded(ctx) ? cp_->RemoveNodeLocal(req->id(), false)
+                                       : cp_->RemoveNode(req->id(), false));
   }
   grpc::Status TransferLeader(grpc::ServerContext* ctx, const vigil::v1::TransferLeaderRequest* req,
                               vigil::v1::TransferLeaderResponse* resp) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
     absl::StatusOr<NodeId> leader = Forwarded(ctx) ? cp_->TransferLeaderLocal(req->target())
                                                    : cp_->TransferLeader(req->target());
-    if (!leader.ok()) return ToGrpc(leader.status());
+    if (!leader.ok()) return ToGrpcStatus(leader.status());
     resp->set_leader(*leader);
     return grpc::Status::OK;
   }
@@ -119,7 +112,7 @@ class ControlPlane::AdminService final : public vigil::v1::ClusterAdmin::Service
     absl::Duration timeout = std::min(cp_->options_.request_timeout,
                                       absl::FromChrono(ctx->deadline()) - absl::Now());
     absl::StatusOr<std::string> r = cp_->raft_->ProposeAndWait(req->command(), timeout);
-    if (!r.ok()) return ToGrpc(r.status());
+    if (!r.ok()) return ToGrpcStatus(r.status());
     resp->set_result(*r);
     return grpc::Status::OK;
   }
@@ -266,7 +259,7 @@ absl::Status ControlPlane::OnLeader(const LocalFn& local, const RemoteFn& remote
       grpc::ClientContext ctx;
       ctx.set_deadline(absl::ToChronoTime(deadline));
       ctx.AddMetadata(kForwardedKey, "1");
-      last = FromGrpc(remote(stub, &ctx));
+      last = FromGrpcStatus(remote(stub, &ctx));
     }
     if (!Unsettled(last)) return last;
     absl::SleepFor(kRetryPause);
