@@ -21,6 +21,7 @@ checker (checkers/alerts.py) can hold each webhook call to one episode.
 
 import os
 import random
+import threading
 import time
 
 from checkers import alerts as alerts_checker
@@ -111,6 +112,8 @@ class AlertsWorkload:
         self.rig = run.alerting
         self.episodes = []
         self.clients = {}
+        self.poller = None
+        self.poll_stop = threading.Event()
 
     def setup(self):
         run = self.run
@@ -126,6 +129,41 @@ class AlertsWorkload:
         self.episodes = schedule(run.cfg.seed, start, start + run.cfg.time - LEAD_IN_S - TAIL_S)
         for ep in self.episodes:
             run.history.add(type="info", process="harness", f="episode", value=ep)
+        self.poller = threading.Thread(target=self._poll_alerts, daemon=True, name="alerts-poll")
+        self.poller.start()
+
+    def _poll_alerts(self):
+        """Records each node's view of the alert (GET /api/v1/alerts: the leader's
+        state, the committed state on followers) and the rule's health whenever
+        they change: the diagnosis of a late or duplicate notification."""
+        last = {}
+        run = self.run
+        while not self.poll_stop.wait(0.5):
+            for i in sorted(run.nodes):
+                node = run.nodes[i]
+                if not node.alive() or node.paused:
+                    continue
+                doc = nodes_mod.http_get_json(node.ip, node.http_port, "/api/v1/alerts",
+                                              timeout=1.0)
+                rules = nodes_mod.http_get_json(node.ip, node.http_port, "/api/v1/rules",
+                                                timeout=1.0)
+                if doc is None:
+                    continue
+                view = sorted((a.get("labels", {}).get("episode", "?"), a.get("state"),
+                               a.get("activeAt")) for a in doc["data"]["alerts"]
+                              if a.get("labels", {}).get("alertname") == ALERT)
+                health = None
+                try:
+                    health = [(r.get("health"), r.get("lastError"))
+                              for g in rules["data"]["groups"] for r in g["rules"]
+                              if r.get("name") == ALERT]
+                except (TypeError, KeyError):
+                    pass
+                key = (tuple(view), str(health))
+                if last.get(i) != key:
+                    last[i] = key
+                    run.history.add(type="info", process="alerts-poll", f="alerts", node=i,
+                                    value={"alerts": view, "health": health})
 
     def _has_rule(self, i):
         node = self.run.nodes[i]
@@ -217,8 +255,26 @@ class AlertsWorkload:
         res["ops"] = sum(1 for e in writes if e["type"] == "invoke")
         res["ops_ok"] = sum(1 for e in writes if e["type"] == "ok")
         res["resend_delay_s"] = RESEND_DELAY_S
+        res["active_at_seen"] = self._active_at_seen()
         return res
 
+    def _active_at_seen(self):
+        """{episode: distinct activeAt values any node showed, in run time}: more
+        than one means some node restarted `for` (or showed a deposed leader's
+        uncommitted state); the late check decides whether that delayed firing."""
+        out = {}
+        for ev in self.run.history.events:
+            if ev.get("process") != "alerts-poll":
+                continue
+            for ep, _, active in ev["value"]["alerts"]:
+                if active:
+                    t = round(alerts_checker.parse_time(active) - self.rig["wall0"], 3)
+                    out.setdefault(ep, set()).add(t)
+        return {ep: sorted(v) for ep, v in sorted(out.items())}
+
     def close(self):
+        self.poll_stop.set()
+        if self.poller is not None:
+            self.poller.join(timeout=30)
         for c in self.clients.values():
             c.close()
