@@ -197,6 +197,7 @@ def check(writes, episodes, notifications, windows, params=None):
             row["allowed_fire"] = round(allowed, 3)
             row["faults"] = [w[2] for w in faults]
             fire_delays.append(fired - first_ack - for_s)
+            row["delayed_by_fault"] = quiet_by < fired <= allowed + 1e-9
             if fired > allowed + 1e-9:
                 violations["late"].append(
                     {"episode": k, "startsAt": round(fired, 3), "allowed": round(allowed, 3),
@@ -235,6 +236,8 @@ def check(writes, episodes, notifications, windows, params=None):
         "firing_notifications": sum(r["firing"] for r in table),
         "resolved_notifications": sum(r["resolved"] for r in table),
         "max_fire_delay_s": round(max(fire_delays), 3) if fire_delays else None,
+        # Fired after the quiet bound, within the heal bound (reported, not a violation).
+        "delayed_by_fault": sum(1 for r in table if r.get("delayed_by_fault")),
         "bounds": {k: p[k] for k in ("for_s", "interval_s", "quiet_bound_s", "heal_bound_s",
                                      "notify_bound_s", "require_margin_s", "tolerance_s")},
         "per_episode": table,

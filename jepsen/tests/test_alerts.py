@@ -67,6 +67,7 @@ class AlertsCheckerTest(unittest.TestCase):
         self.assertEqual((r["episodes"], r["required"], r["fired"]), (2, 1, 1))
         self.assertEqual((r["firing_notifications"], r["resolved_notifications"]), (1, 1))
         self.assertAlmostEqual(r["max_fire_delay_s"], 0.9, places=3)
+        self.assertEqual(r["delayed_by_fault"], 0)
         self.assertEqual(r["bounds"]["for_s"], FOR)
 
     def test_missing_firing_notification_is_a_violation(self):
@@ -106,6 +107,7 @@ class AlertsCheckerTest(unittest.TestCase):
         h.fire_and_resolve(1, 34.0, 45.0)
         r = h.check(windows=[[18.0, 30.0, "pause"]])
         self.assertTrue(r["valid"], r)
+        self.assertEqual(r["delayed_by_fault"], 1)
 
     def test_late_without_faults_is_a_violation(self):
         h = History()
