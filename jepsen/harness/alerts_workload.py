@@ -154,7 +154,7 @@ class AlertsWorkload:
                               if a.get("labels", {}).get("alertname") == ALERT)
                 health = None
                 try:
-                    health = [(r.get("health"), r.get("lastError"))
+                    health = [(r.get("health"), (r.get("lastError") or "")[:300] or None)
                               for g in rules["data"]["groups"] for r in g["rules"]
                               if r.get("name") == ALERT]
                 except (TypeError, KeyError):
@@ -256,6 +256,9 @@ class AlertsWorkload:
         res["ops_ok"] = sum(1 for e in writes if e["type"] == "ok")
         res["resend_delay_s"] = RESEND_DELAY_S
         res["active_at_seen"] = self._active_at_seen()
+        # Reported, not a verdict: a deposed leader's uncommitted state shows too.
+        res["episodes_with_several_active_at"] = sum(
+            1 for v in res["active_at_seen"].values() if len(v) > 1)
         return res
 
     def _active_at_seen(self):
