@@ -8,13 +8,18 @@
 #      must be caught by the linearizability checker (exit 1);
 #   3. the same scenario without the flag must be valid (exit 0): reads from the
 #      isolated leader are refused, never stale;
-#   4. the samples checker's planted bug: kill-and-wipe on one node must lose samples.
-#   jepsen/smoke.sh PATH/TO/vigild
+#   4. the samples checker's planted bug: kill-and-wipe on one node must lose samples;
+#   5. membership: nodes added (vigild --join, vigilctl cluster add-node), replaced or
+#      removed under writes for 25 s: valid, every change settled, at least one node
+#      joined (about 50 s).
+#   jepsen/smoke.sh PATH/TO/vigild [PATH/TO/vigilctl]   (default: tools/vigilctl of
+#   vigild's build directory)
 # Exits 77 (skipped) without root, iproute2, iptables or python3-grpcio (ctest:
 # SKIP_RETURN_CODE 77, see tests/CMakeLists.txt).
 set -uo pipefail
 cd "$(dirname "$0")"
-vigild=${1:?usage: smoke.sh PATH/TO/vigild}
+vigild=${1:?usage: smoke.sh PATH/TO/vigild [PATH/TO/vigilctl]}
+vigilctl=${2:-$(dirname "$vigild")/../tools/vigilctl}
 skip() { echo "jepsen smoke: skipped: $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
 command -v ip >/dev/null || skip "needs iproute2"
@@ -81,4 +86,18 @@ lost=$(result '*kill-and-wipe*' 'r["checkers"]["samples"]["lost"]')
 passed=$((passed + 1))
 leftover=$(ip netns list | grep -cE '^vj[0-9a-f]{5}n' || true)
 echo "jepsen smoke: kill-and-wipe caught lost=$lost; leftover namespaces now: $leftover"
+
+[ -x "$vigilctl" ] || fail "no vigilctl at $vigilctl (build tools/vigilctl, or pass its path)"
+./run "${common[@]}" --vigilctl "$vigilctl" --workload samples --nemesis membership --nodes 3 \
+  --time 25 --quiet-min 1 --quiet-max 2 --fault-min 1 --fault-max 2 --settle 2 --seed 1
+rc=$?
+[ $rc -eq 0 ] || fail "membership run exited $rc, want 0 (valid)"
+check=$(result '*membership*' \
+  'r["checkers"]["membership"]["ok"] >= 1 and r["checkers"]["membership"]["info"] == 0
+   and r["checkers"]["membership"]["adds"] + r["checkers"]["membership"]["replaces"] >= 1
+   and r["checkers"]["raft"]["joined"] >= 1
+   and r["checkers"]["samples"]["acked"] > 0 and r["checkers"]["raft"]["valid"] is True')
+[ "$check" = True ] || fail "membership run: want settled changes, a node joined, samples acked, raft checked"
+passed=$((passed + 1))
+echo "jepsen smoke: membership changes under writes: valid"
 echo "$passed passed, 0 failed"
