@@ -17,9 +17,10 @@
 # Exits 77 (skipped) without root, iproute2, iptables or python3-grpcio (ctest:
 # SKIP_RETURN_CODE 77, see tests/CMakeLists.txt).
 set -uo pipefail
+# Absolute paths first: the script runs from jepsen/.
+vigild=$(realpath -m "${1:?usage: smoke.sh PATH/TO/vigild [PATH/TO/vigilctl]}")
+vigilctl=$(realpath -m "${2:-$(dirname "$vigild")/../tools/vigilctl}")
 cd "$(dirname "$0")"
-vigild=${1:?usage: smoke.sh PATH/TO/vigild [PATH/TO/vigilctl]}
-vigilctl=${2:-$(dirname "$vigild")/../tools/vigilctl}
 skip() { echo "jepsen smoke: skipped: $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
 command -v ip >/dev/null || skip "needs iproute2"
