@@ -16,6 +16,9 @@ the run's time is up; stop() heals whatever is still active.
   membership      add, remove or replace a node with `vigilctl cluster` (spare
                   namespaces prepared at setup; never below 3 members); healed
                   = membership settled (see MembershipBook, settled_reason)
+  membership-kill a membership change, and while its shards move, kill -9 one
+                  member (the new node, the leaving one, the leader: any);
+                  healed = restarted, then settled
   all             kill, pause, partition (and clock ones with --faketime)
   a,b,...         the listed ones in turn, one per fault (e.g. kill,partition)
 """
@@ -30,7 +33,9 @@ from harness import nodes as nodes_mod
 PARTITIONS = ["partition-halves", "partition-one", "partition-leader", "partition-ring",
               "partition-bridge"]
 CLOCKS = ["clock-skew", "clock-strobe"]
-SIMPLE = ["none", "kill", "kill-and-wipe", "pause", "partition", "membership", "all"]
+SIMPLE = ["none", "kill", "kill-and-wipe", "pause", "partition", "membership",
+          "membership-kill", "all"]
+MEMBERSHIP = ["membership", "membership-kill"]
 ALL_NEMESES = SIMPLE + PARTITIONS + CLOCKS
 MIN_MEMBERS = 3  # the replication factor: never fewer members than replicas
 SPARE_SLOTS = 2  # namespaces prepared for nodes added during a membership run
@@ -236,11 +241,12 @@ class Nemesis:
         self._strobe = None
         self.book = None  # MembershipBook, with the membership nemesis
         self.membership_ops = []  # {"f", "type", "node", "members", ...} per change
+        self._op = None  # the change _start_membership began
         self.membership_broken = None  # why no further change is attempted
         self.poll_s = 0.5  # between membership status polls (tests: 0)
         self.node_factory = nodes_mod.Node  # (run, id, slot, joined=True) for added nodes
         self.validate()
-        if "membership" in self.kinds():
+        if set(MEMBERSHIP) & set(self.kinds()):
             n = len(self.founders)
             self.book = MembershipBook(self.founders, range(1, n + SPARE_SLOTS + 1))
 
@@ -273,7 +279,7 @@ class Nemesis:
                 raise Unsupported("partition-ring needs 5 nodes")
             if k in CLOCKS and not self.run.faketime:
                 raise Unsupported("%s needs libfaketime (apt-get install libfaketime)" % k)
-            if k == "membership":
+            if k in MEMBERSHIP:
                 if len(self.founders) < MIN_MEMBERS:
                     raise Unsupported("membership needs at least %d nodes (the replication "
                                       "factor; it never removes below that)" % MIN_MEMBERS)
@@ -642,6 +648,7 @@ class Nemesis:
         before = self.book.members()
         op = {"f": f, "t_invoke": round(self.run.now(), 3), "members_before": before}
         self.membership_ops.append(op)
+        self._op = op
         value = {"members": before}
         if victim is not None:
             value["node" if what == "remove" else "remove"] = victim
@@ -670,6 +677,27 @@ class Nemesis:
             return op, done, name
         desc = dict(value, add=op["add"]) if what == "replace" else value
         return desc, lambda: self._finish_removal(op, victim, t_out), name
+
+    def _start_membership_kill(self):
+        res = self._start_membership()
+        op = self._op if res is not None else None
+        if op is None or "type" in op:  # skipped, or already over (refused, broken)
+            return res
+        desc, heal, name = res
+        running = self._running(self.book.members())
+        if not running:
+            return res
+        victim = self.rng.choice(running)
+        node = self.run.nodes[victim]
+        node.kill()
+        op["killed"] = victim
+
+        def heal_then_settle():
+            node.start()
+            if not node.wait_ready(self.run.cfg.ready_timeout):
+                return self._broken(op, "node %d not ready after its restart" % victim)
+            return heal()
+        return dict(desc, killed=victim), heal_then_settle, name + "+kill"
 
     def membership_intervals(self):
         """{node id: {"added": t or None (a founder), "removed": t or None}}."""

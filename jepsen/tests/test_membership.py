@@ -191,6 +191,10 @@ class FakeNode:
         self.running = False
         self.run.stopped.append(self.id)
 
+    def kill(self):
+        self.running = False
+        self.run.killed.append(self.id)
+
 
 class FakeRun:
     def __init__(self, n, tmp, write_leaving=False):
@@ -199,7 +203,7 @@ class FakeRun:
                                          op_timeout=0, membership_write_leaving=write_leaving)
         self.cluster = FakeCluster(range(1, n + 1))
         self.history = history_mod.History(os.path.join(tmp, "history.jsonl"))
-        self.errors, self.stopped = [], []
+        self.errors, self.stopped, self.killed = [], [], []
         self.stopping = threading.Event()
         self.faketime = None
         self.vigilctl = "vigilctl"
@@ -225,12 +229,12 @@ class FakeRun:
 
 class FlowTest(unittest.TestCase):
 
-    def make(self, n=3, write_leaving=False):
+    def make(self, n=3, write_leaving=False, kind="membership"):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         run = FakeRun(n, tmp.name, write_leaving)
         self.addCleanup(run.history.close)
-        nem = nemesis.Nemesis(run, "membership", random.Random(1))
+        nem = nemesis.Nemesis(run, kind, random.Random(1))
         nem.poll_s = 0
         nem.node_factory = FakeNode
         nem._ctl = lambda via, *args: run.cluster.ctl(run, via, args)
@@ -239,7 +243,7 @@ class FlowTest(unittest.TestCase):
     def change(self, nem, plan=None):
         if plan is not None:
             nem.book.plan = lambda rng: plan
-        nem._begin("membership")
+        nem._begin(nem.kind)
         nem.heal()
 
     def nemesis_events(self, run):
@@ -333,6 +337,26 @@ class FlowTest(unittest.TestCase):
         self.change(nem, ("add", None))
         self.assertEqual(self.nemesis_events(run)[-1], ("info", "add-node"))
         self.assertIn("not settled", run.errors[0])
+
+    def test_membership_kill_kills_a_member_while_shards_move(self):
+        for seed in range(6):
+            run, nem = self.make(n=4, kind="membership-kill")
+            nem.rng = random.Random(seed)
+            self.change(nem, ("remove", 2))
+            self.assertEqual(len(run.killed), 1)
+            killed = run.killed[0]
+            self.assertIn(killed, [1, 2, 3, 4])
+            self.assertEqual(nem.membership_ops[0]["killed"], killed)
+            self.assertEqual(nem.windows[0][2], "membership-remove+kill")
+            self.assertEqual(self.nemesis_events(run)[-1], ("ok", "remove-node"))
+            self.assertEqual(run.stopped, [2])  # restarted if it was the victim, then stopped
+            self.assertEqual(sorted(i for i, n in run.all_nodes.items() if n.alive()), [1, 3, 4])
+
+    def test_membership_kill_skips_the_kill_when_the_change_was_refused(self):
+        run, nem = self.make(n=4, kind="membership-kill")
+        run.cluster.remove_outcome = ("fail", "no member 2")
+        self.change(nem, ("remove", 2))
+        self.assertEqual(run.killed, [])
 
     def test_membership_check(self):
         run, nem = self.make()
