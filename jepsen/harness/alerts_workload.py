@@ -29,7 +29,6 @@ from harness import alertmanager as am_mod
 from harness import nemesis as nemesis_mod
 from harness import nodes as nodes_mod
 from harness import wire
-from harness import workloads
 
 METRIC = "vj_alert_signal"
 ALERT = "JepsenSignal"
@@ -116,6 +115,7 @@ class AlertsWorkload:
         self.poll_stop = threading.Event()
 
     def setup(self):
+        from harness import workloads  # not at the top: workloads imports this module
         run = self.run
         deadline = time.monotonic() + run.cfg.cluster_timeout
         missing = sorted(run.nodes)
@@ -229,6 +229,7 @@ class AlertsWorkload:
         return out.kind
 
     def check(self):
+        from harness import workloads  # not at the top: workloads imports this module
         run = self.run
         receiver = self.rig["receiver"]
         writes = workloads.own_events(run, self.name)
