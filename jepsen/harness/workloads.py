@@ -230,7 +230,9 @@ class RegisterWorkload:
             if "version" in doc:
                 out["version"] = doc["version"]
             return "ok", out
-        if 400 <= status < 500:
+        # "control plane starting": a restarted node refuses before doing anything
+        # (cluster/control_plane.cc checks started() first): certainly not applied.
+        if 400 <= status < 500 or (status == 503 and "control plane starting" in body):
             return "fail", {"error": "HTTP %d: %s" % (status, body[:200])}
         return "info", {"error": "HTTP %d: %s" % (status, body[:200])}
 

@@ -128,6 +128,26 @@ class RegisterWorkloadTest(unittest.TestCase):
             workloads.RegisterWorkload(run).setup()
 
 
+    def test_a_starting_control_plane_is_a_failure_other_503s_unknown(self):
+        run = FakeRun(fake_http.serve(self, [Unavailable]),
+                      os.path.join(tempfile.mkdtemp(), "h.jsonl"))
+        self.addCleanup(run.history.close)
+        wl = workloads.RegisterWorkload(run)
+        kind, out = wl.op(0, 1, "write", "starting", {"value": "a"})
+        self.assertEqual((kind, out), ("fail", {}))  # refused before anything was proposed
+        kind, _ = wl.op(0, 1, "write", "busy", {"value": "b"})
+        self.assertEqual(kind, "info")
+
+
+class Unavailable(fake_http.RegisterHandler):
+    """503 as vigild answers while its control plane starts, or without a leader."""
+
+    def do_PUT(self):
+        key, _ = self._key()
+        msg = "control plane starting" if key == "starting" else "no raft leader"
+        self._reply(503, {"error": msg})
+
+
 class NotFound(http.server.BaseHTTPRequestHandler):
     """Answers like vigild's HTTP server does for a path it does not serve."""
 
