@@ -112,12 +112,13 @@ class MembershipBook:
         self.freed = {}  # slot -> sequence number of its release (never used: absent)
         self._seq = 0
         self.reserved = set()  # slots of nodes being added
+        self.retired = {}  # removed, still running (lingering): id -> slot
 
     def members(self):
         return sorted(self.slot_of)
 
     def free_slots(self):
-        used = set(self.slot_of.values()) | self.reserved
+        used = set(self.slot_of.values()) | self.reserved | set(self.retired.values())
         return [s for s in self.slots if s not in used]
 
     def pick_slot(self):
@@ -145,9 +146,14 @@ class MembershipBook:
         """An add that never started: its slot is free again."""
         self.reserved.discard(slot)
 
+    def retire(self, node_id):
+        """Node removed from the cluster, its process still running: no longer a
+        member, its slot still taken."""
+        self.retired[node_id] = self.slot_of.pop(node_id)
+
     def released(self, node_id):
         """Node removed and its process stopped: its slot is free."""
-        slot = self.slot_of.pop(node_id)
+        slot = self.retired.pop(node_id) if node_id in self.retired else self.slot_of.pop(node_id)
         self._seq += 1
         self.freed[slot] = self._seq
         return slot
@@ -242,6 +248,10 @@ class Nemesis:
         self.book = None  # MembershipBook, with the membership nemesis
         self.membership_ops = []  # {"f", "type", "node", "members", ...} per change
         self._op = None  # the change _start_membership began
+        self._lock = threading.Lock()  # the book and the client targets (linger threads)
+        self._excluded = set()  # members clients must not use (being removed)
+        self._lingering = set()  # removed nodes clients still use (--membership-linger)
+        self._linger_threads = []
         self.membership_broken = None  # why no further change is attempted
         self.poll_s = 0.5  # between membership status polls (tests: 0)
         self.node_factory = nodes_mod.Node  # (run, id, slot, joined=True) for added nodes
@@ -328,6 +338,8 @@ class Nemesis:
         if self._thread is not None:
             self._thread.join(timeout=120)
         self.heal()
+        for t in self._linger_threads:  # _stop cut their lingering short
+            t.join(timeout=120)
 
     def _record(self, f, name, value):
         self.run.history.add(type="info", process="nemesis", f=f, name=name, value=value)
@@ -484,6 +496,12 @@ class Nemesis:
                 return v
             time.sleep(self.poll_s)
 
+    def _retarget(self):
+        """Clients use the members not being removed, and lingering removed nodes."""
+        with self._lock:
+            ids = [i for i in self.book.members() if i not in self._excluded]
+            self.run.set_targets(sorted(set(ids) | self._lingering))
+
     def _running(self, ids):
         return [i for i in ids if self.run.nodes[i].alive() and not self.run.nodes[i].paused]
 
@@ -569,7 +587,8 @@ class Nemesis:
         """Starts a new node in a free slot with --join and asks a member to add it.
         Returns the new id, or None (op completed as info: broken)."""
         cfg = self.run.cfg
-        node_id, slot = self.book.allocate()
+        with self._lock:
+            node_id, slot = self.book.allocate()
         op["node" if op["f"] == "add-node" else "add"] = node_id
         node = self.node_factory(self.run, node_id, slot, joined=True)
         self.run.all_nodes[node_id] = node
@@ -587,17 +606,18 @@ class Nemesis:
             self._broken(op, "node %d not an active member %.0fs after it started (add-node: "
                          "%s: %s)" % (node_id, timeout, kind, text[-200:]))
             return None
-        self.book.joined(node_id, slot)
+        with self._lock:
+            self.book.joined(node_id, slot)
         op["active_after_s"] = round(self.run.now() - op["t_invoke"], 3)
-        self.run.set_targets(self.book.members())  # clients may use it now
+        self._retarget()  # clients may use it now
         return node_id
 
     def _remove_node(self, op, victim):
         """remove-node through another member. Returns (kind, text, t_out): ok
         once the cluster marked it leaving (or already dropped it)."""
-        after = [i for i in self.book.members() if i != victim]
         if not self.run.cfg.membership_write_leaving:
-            self.run.set_targets(after)  # the README's known limit: stop writing through it
+            self._excluded.add(victim)  # the README's known limit: stop writing through it
+            self._retarget()
         t_out = time.monotonic()
         kind, text = "info", ""
         for _ in range(3):
@@ -610,7 +630,8 @@ class Nemesis:
                 break
             time.sleep(2 * self.poll_s)
         if kind != "ok":
-            self.run.set_targets(self.book.members())
+            self._excluded.discard(victim)
+            self._retarget()
         return kind, text, t_out
 
     def _finish_removal(self, op, victim, t_out):
@@ -621,17 +642,46 @@ class Nemesis:
         if reason is not None:
             return self._broken(op, "not settled without node %d after %.0fs: %s"
                                 % (victim, waited, reason))
-        if cfg.membership_write_leaving:
-            self.run.set_targets(after)
-            t_out = time.monotonic()
-        # Operations a client sent through the victim before it left the targets
-        # end within op_timeout (their outcome is theirs to record).
-        drain = t_out + cfg.op_timeout + 4 * self.poll_s - time.monotonic()
+        linger = getattr(cfg, "membership_linger", 0)
+        with self._lock:
+            self.book.retire(victim)
+            self._excluded.discard(victim)
+            if linger > 0:
+                self._lingering.add(victim)
+        self._retarget()
+        if linger > 0:  # the next changes go on while it still takes client requests
+            t = threading.Thread(target=self._linger, args=(op, victim, linger), daemon=True,
+                                 name="linger-%d" % victim)
+            self._linger_threads.append(t)
+            t.start()
+        else:
+            self._stop_removed(victim, t_out if not cfg.membership_write_leaving
+                               else time.monotonic())
+        return self._complete(op, "ok", settled_s=waited, shards=self._shards_per_member(docs))
+
+    def _stop_removed(self, victim, t_out):
+        """Stops a removed node once the client requests sent through it before
+        `t_out` (when clients stopped using it) ended, and frees its slot."""
+        drain = t_out + self.run.cfg.op_timeout + 4 * self.poll_s - time.monotonic()
         if drain > 0:
             time.sleep(drain)
-        self.run.nodes[victim].stop(timeout=5)
-        self.book.released(victim)
-        return self._complete(op, "ok", settled_s=waited, shards=self._shards_per_member(docs))
+        self.run.all_nodes[victim].stop(timeout=5)
+        with self._lock:
+            self.book.released(victim)
+
+    def _linger(self, op, victim, linger):
+        """--membership-linger: a removed node keeps running, and clients keep
+        using it, for `linger` s (cut short by the final heal), as if nobody
+        told the load balancer; then it stops like any removed node."""
+        t0 = time.monotonic()
+        self._stop.wait(linger)
+        with self._lock:
+            self._lingering.discard(victim)
+        self._retarget()
+        self._stop_removed(victim, time.monotonic())
+        self.run.history.add(type="info", process="nemesis", f="linger-end",
+                             value={"node": victim, "lingered_s": round(time.monotonic() - t0, 3),
+                                    "change": op["f"]})
 
     def _start_membership(self):
         if self.membership_broken:

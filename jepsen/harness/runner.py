@@ -80,6 +80,10 @@ def parse_args(argv):
                    help="membership nemesis: clients keep writing through a node being "
                    "removed until it stops (by default they stop first, as cluster/README "
                    "asks until replicas check write epochs)")
+    p.add_argument("--membership-linger", type=float, default=0.0,
+                   help="membership nemesis: a removed node keeps running, and clients keep "
+                   "using it, for this many s while the schedule goes on (a removed node with "
+                   "a stale shard map; see cluster/README's known limits)")
     p.add_argument("--probe-rounds", type=int, default=6,
                    help="stale-read workload: most isolate-the-leader rounds")
     p.add_argument("--read-timeout", type=float, default=60.0)

@@ -358,6 +358,24 @@ class FlowTest(unittest.TestCase):
         self.change(nem, ("remove", 2))
         self.assertEqual(run.killed, [])
 
+    def test_linger_keeps_a_removed_node_a_target_until_the_end(self):
+        run, nem = self.make(n=4)
+        run.cfg.membership_linger = 3600
+        self.change(nem, ("remove", 2))
+        self.assertEqual(self.nemesis_events(run)[-1], ("ok", "remove-node"))
+        self.assertEqual(sorted(run.cluster.members), [1, 3, 4])
+        self.assertEqual(sorted(run.nodes), [1, 2, 3, 4])  # removed, still used by clients
+        self.assertTrue(run.all_nodes[2].alive())
+        self.assertEqual(nem.book.members(), [1, 3, 4])
+        self.assertEqual(nem.book.free_slots(), [5, 6])  # slot 2 still taken
+        self.change(nem, ("add", None))  # the schedule goes on meanwhile
+        self.assertEqual(sorted(run.nodes), [1, 2, 3, 4, 5])
+        nem.stop()  # the final heal cuts the lingering short
+        self.assertEqual(sorted(run.nodes), [1, 3, 4, 5])
+        self.assertEqual(run.stopped, [2])
+        self.assertEqual(nem.book.free_slots(), [2, 6])
+        self.assertEqual(run.history.events[-1]["f"], "linger-end")
+
     def test_membership_check(self):
         run, nem = self.make()
         self.change(nem, ("replace", 2))
