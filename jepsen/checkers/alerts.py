@@ -47,6 +47,11 @@ Violations (each must be 0):
   resolved_duplicate  more than one resolved notification for an episode
   resolved_early  a resolved notification whose endsAt is before the episode's
                   end: something saw the signal gone while it was held
+  for_restarted   (with `views`: what nodes' GET /api/v1/alerts showed, [{"time",
+                  "node", "episode", "state", "active_at" (run time)}]) an episode
+                  shown with an activeAt more than interval + tolerance after one
+                  shown before it, while its signal was still held: some leader
+                  started `for` again (a failover that lost the alert's state)
 """
 
 import re
@@ -65,7 +70,7 @@ DEFAULTS = {
     "alertname": "JepsenSignal",
 }
 VIOLATIONS = ["missed", "duplicate", "spurious", "early", "late", "late_delivery",
-              "resolved_missing", "resolved_duplicate", "resolved_early"]
+              "resolved_missing", "resolved_duplicate", "resolved_early", "for_restarted"]
 LIST_LIMIT = 20
 
 
@@ -144,7 +149,21 @@ def _notes_for(notifications, alertname, wall0):
     return out
 
 
-def check(writes, episodes, notifications, windows, params=None):
+def _restart(views, interval_s, tol, first_attempt, end):
+    """The first view showing a later activeAt than an earlier view did, or None."""
+    earliest = None
+    for v in sorted(views, key=lambda v: v["time"]):
+        a = v["active_at"]
+        if a is None or (first_attempt is not None and a < first_attempt - tol):
+            continue
+        if earliest is not None and a > earliest + interval_s + tol and a < end + tol:
+            return {"first_active_at": round(earliest, 3), "restarted_at": round(a, 3),
+                    "node": v.get("node"), "seen_at": round(v["time"], 3)}
+        earliest = a if earliest is None else min(earliest, a)
+    return None
+
+
+def check(writes, episodes, notifications, windows, params=None, views=None):
     p = dict(DEFAULTS)
     p.update(params or {})
     for_s, tol = p["for_s"], p["tolerance_s"]
@@ -162,6 +181,11 @@ def check(writes, episodes, notifications, windows, params=None):
         held_max = 0.0 if first_attempt is None else cleared - first_attempt
         required = held_min >= for_s + p["require_margin_s"]
         may_fire = held_max >= for_s - tol
+        restart = _restart([v for v in views or [] if str(v["episode"]) == str(k)],
+                           p["interval_s"], tol, first_attempt, end)
+        if restart is not None:
+            restart["episode"] = k
+            violations["for_restarted"].append(restart)
         got = notes.pop(str(k), {"firing": [], "resolved": []})
         firing, resolved = got["firing"], got["resolved"]
         row = {"episode": k, "start": round(ep["start"], 3), "end": round(end, 3),

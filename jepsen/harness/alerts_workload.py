@@ -59,6 +59,20 @@ def schedule(seed, start, end):
         t += length
 
 
+def views_of(events, wall0):
+    """The alerts poller's records as the checker's `views`."""
+    out = []
+    for ev in events:
+        if ev.get("process") != "alerts-poll":
+            continue
+        for ep, state, active in ev["value"]["alerts"]:
+            out.append({"time": ev["time"], "node": ev.get("node"), "episode": ep,
+                        "state": state,
+                        "active_at": (alerts_checker.parse_time(active) - wall0
+                                      if active else None)})
+    return out
+
+
 class AlertsWorkload:
     name = "alerts"
 
@@ -245,14 +259,14 @@ class AlertsWorkload:
                 continue
             params["observed_until"] = run.now()
             res = alerts_checker.check(writes, self.episodes, receiver.snapshot(),
-                                       run.nemesis.windows, params)
+                                       run.nemesis.windows, params, self._views())
             if res["resolved_missing"] == 0 and all(
                     r["resolved"] or not r["firing"] for r in res["per_episode"]):
                 break
             time.sleep(0.5)
         params["observed_until"] = run.now()
         res = alerts_checker.check(writes, self.episodes, receiver.snapshot(),
-                                   run.nemesis.windows, params)
+                                   run.nemesis.windows, params, self._views())
         if not any(ep["long"] for ep in self.episodes):
             # Nothing that must fire was scheduled: a pass would prove nothing.
             res["valid"] = False
@@ -267,18 +281,18 @@ class AlertsWorkload:
             1 for v in res["active_at_seen"].values() if len(v) > 1)
         return res
 
+    def _views(self):
+        """Every (node, episode, state, activeAt) the poller recorded, in run time."""
+        return views_of(self.run.history.events, self.rig["wall0"])
+
     def _active_at_seen(self):
         """{episode: distinct activeAt values any node showed, in run time}: more
         than one means some node restarted `for` (or showed a deposed leader's
         uncommitted state); the late check decides whether that delayed firing."""
         out = {}
-        for ev in self.run.history.events:
-            if ev.get("process") != "alerts-poll":
-                continue
-            for ep, _, active in ev["value"]["alerts"]:
-                if active:
-                    t = round(alerts_checker.parse_time(active) - self.rig["wall0"], 3)
-                    out.setdefault(ep, set()).add(t)
+        for v in self._views():
+            if v["active_at"] is not None:
+                out.setdefault(v["episode"], set()).add(round(v["active_at"], 3))
         return {ep: sorted(v) for ep, v in sorted(out.items())}
 
     def close(self):
@@ -287,3 +301,21 @@ class AlertsWorkload:
             self.poller.join(timeout=30)
         for c in self.clients.values():
             c.close()
+
+
+def recheck(events, windows, observed_until=None):
+    """The checker over a stored run's history.jsonl events and results.json
+    fault_windows (e.g. after the checker changed)."""
+    rig = next(e["value"] for e in events
+               if e.get("process") == "harness" and e.get("f") == "alertmanager")
+    writes = [e for e in events
+              if isinstance(e.get("process"), int) and e.get("workload") == AlertsWorkload.name]
+    episodes = [e["value"] for e in events
+                if e.get("process") == "harness" and e.get("f") == "episode"]
+    notes = [{"time": e["time"], "status": e["value"]["status"], "alerts": e["value"]["alerts"]}
+             for e in events if e.get("process") == "alertmanager"]
+    params = {"for_s": rig["for_s"], "interval_s": rig["interval_s"], "wall0": rig["wall0"],
+              "alertname": ALERT,
+              "observed_until": observed_until or max(e["time"] for e in events)}
+    return alerts_checker.check(writes, episodes, notes, windows, params,
+                                views_of(events, rig["wall0"]))

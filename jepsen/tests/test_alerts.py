@@ -49,10 +49,10 @@ class History:
         self.notify("firing", k, fired, fired + 1.2)
         self.notify("resolved", k, fired, end + 2.5, ends=end + 0.8)
 
-    def check(self, windows=(), **params):
+    def check(self, windows=(), views=None, **params):
         p = {"for_s": FOR, "wall0": WALL0, "observed_until": 1000.0}
         p.update(params)
-        return alerts.check(self.writes, self.episodes, self.notes, list(windows), p)
+        return alerts.check(self.writes, self.episodes, self.notes, list(windows), p, views)
 
 
 class AlertsCheckerTest(unittest.TestCase):
@@ -186,6 +186,34 @@ class AlertsCheckerTest(unittest.TestCase):
         self.assertEqual(h.check()["late_delivery"], 1)
         # A fault over the fire time: delivery within notify_bound of the heal is fine.
         self.assertEqual(h.check(windows=[[25.0, 30.0, "kill"]])["late_delivery"], 0)
+
+    def test_for_restarted_after_a_failover_is_a_violation(self):
+        # Fired at 26 (activeAt 11); a new leader shows it pending since 33 while
+        # the signal is still 1 (until 45): it started `for` again.
+        h = History()
+        h.episode(1, 10.0, 45.0)
+        h.fire_and_resolve(1, 26.0, 45.0)
+        views = [view(12.0, 1, 1, "pending", 11.0), view(27.0, 2, 1, "firing", 11.0),
+                 view(34.0, 3, 1, "pending", 33.0)]
+        r = h.check(views=views)
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["for_restarted"], 1)
+        v = r["violations"]["for_restarted"][0]
+        self.assertEqual((v["first_active_at"], v["restarted_at"], v["node"]), (11.0, 33.0, 3))
+
+    def test_one_active_at_on_every_node_is_no_restart(self):
+        h = History()
+        h.episode(1, 10.0, 45.0)
+        h.fire_and_resolve(1, 26.0, 45.0)
+        views = [view(12.0 + n, n, 1, "pending", 11.0) for n in (1, 2, 3)]
+        views.append(view(27.0, 1, 1, "firing", 11.0))
+        views.append(view(27.5, 2, 1, "pending", 11.8))  # within one interval: evaluation jitter
+        views.append(view(47.0, 1, 1, "pending", 46.5))  # after the end: not while held
+        self.assertEqual(h.check(views=views)["for_restarted"], 0)
+
+
+def view(t, node, k, state, active_at):
+    return {"time": t, "node": node, "episode": str(k), "state": state, "active_at": active_at}
 
 
 if __name__ == "__main__":
