@@ -257,8 +257,9 @@ class Nemesis:
         self.node_factory = nodes_mod.Node  # (run, id, slot, joined=True) for added nodes
         self.validate()
         if set(MEMBERSHIP) & set(self.kinds()):
-            n = len(self.founders)
-            self.book = MembershipBook(self.founders, range(1, n + SPARE_SLOTS + 1))
+            # Lingering removed nodes hold their slots: 2 more for them.
+            spares = SPARE_SLOTS * (2 if getattr(run.cfg, "membership_linger", 0) > 0 else 1)
+            self.book = MembershipBook(self.founders, range(1, len(self.founders) + spares + 1))
 
     @property
     def ids(self):
@@ -267,7 +268,7 @@ class Nemesis:
 
     def slots(self):
         """Namespaces the run prepares: spares too when membership may add nodes."""
-        return len(self.founders) + (SPARE_SLOTS if self.book is not None else 0)
+        return len(self.book.slots) if self.book is not None else len(self.founders)
 
     # --- what can run here --------------------------------------------------
 
