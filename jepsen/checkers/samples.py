@@ -19,6 +19,14 @@ A node whose read failed makes the result invalid: nothing could be proven.
 scope "all": every node must hold every acknowledged sample (a replicated
 cluster). scope "per-node": each node must hold what it acknowledged itself
 (independent nodes: no replication to check).
+
+"Every node" is every node read: the harness reads the cluster's members at
+the end. With the membership nemesis those are the final members: a node
+removed during the run holds nothing it must keep and is not read, one added
+during the run must hold every acknowledged sample, including those acked
+before it joined (the shards it took were streamed to it). That the nodes
+read are exactly the cluster's final members is checked by the nemesis's own
+verdict (harness/nemesis.py membership_check).
 """
 
 LIST_LIMIT = 20  # how many example samples each list in the result shows
