@@ -263,8 +263,9 @@ class Nemesis:
 
     @property
     def ids(self):
-        """The current members clients use (the founders before the nodes start)."""
-        return sorted(self.run.nodes) or list(self.founders)
+        """The current members clients use (the founders before the nodes start);
+        not a removed node lingering (restarting one could make it join again)."""
+        return sorted(i for i in self.run.nodes if i not in self._lingering) or list(self.founders)
 
     def slots(self):
         """Namespaces the run prepares: spares too when membership may add nodes."""

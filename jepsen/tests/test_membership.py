@@ -365,6 +365,7 @@ class FlowTest(unittest.TestCase):
         self.assertEqual(self.nemesis_events(run)[-1], ("ok", "remove-node"))
         self.assertEqual(sorted(run.cluster.members), [1, 3, 4])
         self.assertEqual(sorted(run.nodes), [1, 2, 3, 4])  # removed, still used by clients
+        self.assertEqual(nem.ids, [1, 3, 4])  # but no other fault picks it
         self.assertTrue(run.all_nodes[2].alive())
         self.assertEqual(nem.book.members(), [1, 3, 4])
         self.assertEqual(nem.book.free_slots(), [5, 6])  # slot 2 still taken
