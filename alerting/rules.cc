@@ -16,6 +16,7 @@
 #include "alerting/template.h"
 #include "common/labels.h"
 #include "glog/logging.h"
+#include "xxhash.h"
 #include "yaml-cpp/yaml.h"
 
 namespace vigil::alerting {
@@ -320,7 +321,15 @@ std::string SerializeRuleSet(const RuleSet& rules) {
       rp->set_line(r.line);
     }
   }
+  for (uint64_t h : rules.seeded) proto.add_seeded_hashes(h);
   return SerializeDeterministic(proto);
+}
+
+uint64_t RuleSetContentHash(const RuleSet& rules) {
+  RuleSet groups_only;
+  groups_only.groups = rules.groups;
+  const std::string bytes = SerializeRuleSet(groups_only);
+  return XXH64(bytes.data(), bytes.size(), 0);
 }
 
 absl::StatusOr<RuleSet> DeserializeRuleSet(absl::string_view bytes) {
@@ -349,6 +358,7 @@ absl::StatusOr<RuleSet> DeserializeRuleSet(absl::string_view bytes) {
     }
     set.groups.push_back(std::move(g));
   }
+  set.seeded.assign(proto.seeded_hashes().begin(), proto.seeded_hashes().end());
   return set;
 }
 

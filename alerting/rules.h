@@ -55,8 +55,15 @@ struct RuleGroup {
 
 struct RuleSet {
   std::vector<RuleGroup> groups;  // Files in load order, groups in file order.
+  // RuleSetContentHash of every --rule_files content seeded into the cluster,
+  // oldest first, at most kMaxSeededHashes: a node whose files were seeded
+  // before does not apply them again over a set applied through the API since.
+  // Carried over by every rule-set write; not part of the rules (operator==).
+  std::vector<uint64_t> seeded;
   friend bool operator==(const RuleSet& a, const RuleSet& b) { return a.groups == b.groups; }
 };
+
+inline constexpr size_t kMaxSeededHashes = 16;
 
 // Checks a PromQL expression; returns kInvalidArgument with the parse error.
 // Injected so that rule loading does not depend on the query engine
@@ -87,6 +94,9 @@ absl::StatusOr<RuleSet> LoadRuleFiles(const std::vector<std::string>& paths,
 std::string SerializeRuleSet(const RuleSet& rules);
 // kDataLoss if `bytes` is not a RuleSetProto.
 absl::StatusOr<RuleSet> DeserializeRuleSet(absl::string_view bytes);
+// A stable hash (xxh64 of the encoding) of the groups only, not of `seeded`:
+// identifies the content of a set of rule files.
+uint64_t RuleSetContentHash(const RuleSet& rules);
 
 }  // namespace vigil::alerting
 

@@ -1,6 +1,7 @@
 // alerting/service.cc
 #include "alerting/service.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -54,6 +55,19 @@ std::string ErrorEnvelope(const absl::Status& s) {
 }
 
 }  // namespace
+
+std::optional<RuleSet> SeedRuleSet(const RuleSet& files, const RuleSet& committed) {
+  const uint64_t hash = RuleSetContentHash(files);
+  const std::vector<uint64_t>& seeded = committed.seeded;
+  if (std::find(seeded.begin(), seeded.end(), hash) != seeded.end()) return std::nullopt;
+  RuleSet set = files;
+  set.seeded = seeded;
+  set.seeded.push_back(hash);
+  if (set.seeded.size() > kMaxSeededHashes) {
+    set.seeded.erase(set.seeded.begin(), set.seeded.end() - kMaxSeededHashes);
+  }
+  return set;
+}
 
 absl::StatusOr<std::string> AlertingPayloadKey(absl::string_view payload) {
   if (payload.empty()) return absl::InvalidArgumentError("empty alerting payload");
@@ -115,15 +129,34 @@ void AlertingService::DrainLocked() {
   for (std::function<void()>& fn : inbox) fn();
 }
 
-void AlertingService::OnLeadershipChange(bool leader) {
+void AlertingService::OnLeadershipChange(uint64_t term) {
   absl::MutexLock l(&mu_);
   DrainLocked();
-  if (leader == manager_.leading()) return;
-  if (leader) {
-    manager_.ResumeAsLeader();
-  } else {
-    manager_.StepDown();
-  }
+  if (term == lost_term_) term = 0;  // A state write of that term was refused.
+  if (term == term_) return;
+  // Another term, even if this node led all along: restart from what is committed.
+  if (term_ != 0) manager_.StepDown();
+  term_ = term;
+  if (term_ != 0) manager_.ResumeAsLeader();
+}
+
+void AlertingService::OnStateNotCommitted(uint64_t term, const absl::Status& s) {
+  absl::MutexLock l(&mu_);
+  // Refused: the leadership of `term` is over. Unknown outcome (timeout): this
+  // node may still lead, but its evaluations are ahead of what is committed.
+  // Either way the evaluations are dropped, never proposed again; evaluation
+  // resumes from the committed state, in `term` only if it was not refused.
+  if (absl::IsFailedPrecondition(s)) lost_term_ = std::max(lost_term_, term);
+  if (term_ != term) return;
+  LOG(WARNING) << "alert state of term " << term << " not committed, back to the committed "
+               << "state: " << s;
+  manager_.StepDown();
+  term_ = 0;
+}
+
+bool AlertingService::LeadsIn(uint64_t term) {
+  absl::MutexLock l(&mu_);
+  return term_ == term;
 }
 
 bool AlertingService::leading() {
@@ -142,6 +175,11 @@ absl::Status AlertingService::ApplyRuleContents(
     std::function<void(absl::Status)> done) {
   absl::StatusOr<RuleSet> set = ParseRuleFiles(files_and_contents, PromQLExprValidator());
   if (!set.ok()) return set.status();
+  {
+    absl::MutexLock l(&mu_);
+    DrainLocked();
+    set->seeded = rules_.seeded;
+  }
   ProposeRuleSet(*set, std::move(done));
   return absl::OkStatus();
 }
@@ -149,6 +187,11 @@ absl::Status AlertingService::ApplyRuleContents(
 absl::Status AlertingService::ApplyRuleFiles(const std::vector<std::string>& paths) {
   absl::StatusOr<RuleSet> set = LoadRuleFiles(paths, PromQLExprValidator());
   if (!set.ok()) return set.status();
+  {
+    absl::MutexLock l(&mu_);
+    DrainLocked();
+    set->seeded = rules_.seeded;
+  }
   ProposeRuleSet(*set, [](absl::Status s) {
     if (!s.ok()) LOG(WARNING) << "rule set not committed: " << s;
   });
@@ -159,19 +202,25 @@ absl::Time AlertingService::Tick() {
   std::vector<GroupRunResult> results;
   absl::Time next;
   bool pump;
+  uint64_t term;
   {
     absl::MutexLock l(&mu_);
     DrainLocked();
-    if (manager_.leading()) results = manager_.RunDue();
-    next = manager_.leading() ? manager_.scheduler_view().NextDue() : absl::InfiniteFuture();
+    if (term_ != 0) results = manager_.RunDue();
+    term = term_;
+    next = term_ != 0 ? manager_.scheduler_view().NextDue() : absl::InfiniteFuture();
     pump = !started_;
   }
   // Outside the lock: a Replicator may apply (OnCommitted) before returning.
+  // Each state is fenced with the term it was computed in; after a refusal the
+  // rest of this round is stale too and is not proposed.
   for (GroupRunResult& r : results) {
     for (StateCommit& c : r.commits) {
-      replicator_->Propose(std::string(1, kAlertStatePayload) + c.bytes, [](absl::Status s) {
-        if (!s.ok()) VLOG(1) << "alert state not committed: " << s;
-      });
+      if (!LeadsIn(term)) break;
+      replicator_->ProposeFenced(term, std::string(1, kAlertStatePayload) + c.bytes,
+                                 [this, term](absl::Status s) {
+                                   if (!s.ok()) OnStateNotCommitted(term, s);
+                                 });
     }
   }
   if (pump && notifier_.NextPump() <= clock_->Now()) notifier_.Pump();
@@ -191,7 +240,7 @@ absl::Status AlertingService::Start() {
     absl::MutexLock l(&mu_);
     startup_rules_ = *std::move(set);
   }
-  if (replicator_->IsLeader()) MaybeProposeStartupRules();
+  if (replicator_->LeaderTerm() != 0) MaybeProposeStartupRules();
   {
     absl::MutexLock l(&mu_);
     started_ = true;
@@ -208,7 +257,7 @@ void AlertingService::MaybeProposeStartupRules() {
     absl::MutexLock l(&mu_);
     DrainLocked();
     if (!startup_rules_.has_value()) return;
-    if (SerializeRuleSet(*startup_rules_) != SerializeRuleSet(rules_)) set = startup_rules_;
+    set = SeedRuleSet(*startup_rules_, rules_);
     startup_rules_.reset();
   }
   if (!set.has_value()) return;
@@ -223,17 +272,15 @@ void AlertingService::MaybeProposeStartupRules() {
 
 void AlertingService::RunLoop() {
   for (;;) {
-    const bool leader = replicator_->IsLeader();
-    OnLeadershipChange(leader);
-    if (leader) MaybeProposeStartupRules();
+    const uint64_t term = replicator_->LeaderTerm();
+    OnLeadershipChange(term);
+    if (term != 0) MaybeProposeStartupRules();
     const absl::Time next = Tick();
     notifier_runner_->Kick();
     // Real time here: this is the production loop; tests call Tick() instead.
     const absl::Duration wait =
         std::min(absl::Milliseconds(200), std::max(absl::ZeroDuration(), next - clock_->Now()));
-    absl::MutexLock l(&mu_);
-    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), wait)) return;
+    if (stop_event_.WaitWithTimeout(wait)) return;
   }
 }
 
@@ -243,6 +290,7 @@ void AlertingService::Stop() {
     if (!started_ || stop_) return;
     stop_ = true;
   }
+  stop_event_.Notify();
   if (thread_.joinable()) thread_.join();
   notifier_runner_.reset();
 }

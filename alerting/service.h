@@ -36,6 +36,8 @@
 #include "alerting/notifier.h"
 #include "alerting/rules.h"
 #include "common/clock.h"
+#include "common/event.h"
+#include "common/event.h"
 
 namespace httplib {
 class Server;
@@ -50,10 +52,21 @@ namespace vigil::alerting {
 class Replicator {
  public:
   virtual ~Replicator() = default;
-  virtual bool IsLeader() = 0;
-  // Appends `bytes` to the replicated log; `done` runs once with the outcome
-  // (OK once committed, after OnCommitted ran on this node if it is a member).
+  // The Raft term in which this node leads and may evaluate, or 0 if it does
+  // not lead (or leads but has not applied everything committed before its
+  // term yet, so its view of the alert state may be stale).
+  virtual uint64_t LeaderTerm() = 0;
+  // A rule set, from any node: appends `bytes` to the replicated log (through
+  // the leader); `done` runs once with the outcome (OK once committed, after
+  // OnCommitted ran on this node if it is a member).
   virtual void Propose(std::string bytes, std::function<void(absl::Status)> done) = 0;
+  // Alert state computed while leading in `term`: committed only as part of
+  // that leadership, never forwarded (a fenced write: a deposed leader's state
+  // cannot overwrite a later leader's). `done` as for Propose;
+  // kFailedPrecondition once the leadership of `term` is over (the state is
+  // stale: never retry it).
+  virtual void ProposeFenced(uint64_t term, std::string bytes,
+                             std::function<void(absl::Status)> done) = 0;
 };
 
 struct AlertingServiceOptions {
@@ -61,7 +74,8 @@ struct AlertingServiceOptions {
   std::map<std::string, std::string> external_labels;
   std::string external_url;
   // --rule_files: validated by Start(), proposed the first time this node leads
-  // after Start() unless the committed rule set is already the same.
+  // after Start() unless this content was seeded before (see SeedRuleSet): a
+  // rule set applied through the API stays in force until the files change.
   std::vector<std::string> rule_files;
   absl::Duration evaluation_interval = absl::Minutes(1);
   absl::Duration resend_delay = absl::Minutes(1);
@@ -77,6 +91,14 @@ inline constexpr char kAlertStatePayload = 'S';
 // compaction): "alerting/rules" for a rule set, "alerting/state/<group key>/<rule
 // index>" for a state record. kInvalidArgument / kDataLoss for bad payloads.
 absl::StatusOr<std::string> AlertingPayloadKey(absl::string_view payload);
+
+// What a node started with --rule_files proposes when it first leads: the
+// files' rule set with its content hash appended to `committed.seeded`, or
+// nothing if that content was seeded before. So the flags seed an empty
+// cluster and apply again only when their content changed; a rule set applied
+// through the API stays in force over files that were already seeded, and
+// nodes with different files do not flip the rules at every failover.
+std::optional<RuleSet> SeedRuleSet(const RuleSet& files, const RuleSet& committed);
 
 class AlertingService {
  public:
@@ -95,8 +117,11 @@ class AlertingService {
   // queued; it takes effect before the next Tick, leadership change or read.
   // kInvalidArgument / kDataLoss for payloads that do not decode.
   absl::Status OnCommitted(absl::string_view bytes);
-  // Call when this node gains or loses the control-plane leadership.
-  void OnLeadershipChange(bool leader);
+  // Call when this node's leadership changes: `term` is the Raft term it leads
+  // in (Replicator::LeaderTerm), 0 when it follows. A new term resumes from the
+  // committed state, as does a leadership regained after a lost one. A term
+  // whose fenced state write failed is not resumed again.
+  void OnLeadershipChange(uint64_t term);
 
   // Validates the files (all or nothing) and proposes them as the rule set.
   // kInvalidArgument / kNotFound without proposing; the rules in force stay.
@@ -134,6 +159,10 @@ class AlertingService {
   // Applies the committed payloads queued by OnCommitted, in order.
   void DrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ProposeRuleSet(const RuleSet& set, std::function<void(absl::Status)> done);
+  // A state write of `term` failed: drop the uncommitted evaluations (back to
+  // the committed state) and, if that leadership is over, do not resume it.
+  void OnStateNotCommitted(uint64_t term, const absl::Status& s);
+  bool LeadsIn(uint64_t term);
   // Proposes the --rule_files set if it waits for this node's leadership.
   void MaybeProposeStartupRules();
 
@@ -146,8 +175,21 @@ class AlertingService {
   absl::Mutex mu_;
   RuleManager manager_ ABSL_GUARDED_BY(mu_);
   RuleSet rules_ ABSL_GUARDED_BY(mu_);  // As last committed.
+  // The term this node evaluates in; 0 while it follows.
+  // Invariant: manager_.leading() == (term_ != 0).
+  uint64_t term_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last term whose fenced state write was refused: that leadership is over.
+  uint64_t lost_term_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Notified with stop_: the loop's pause is a monotonic wait (common/event.h; an
+  // absl timed wait returns at once when the process' wall clock is behind the
+  // kernel's, as under libfaketime, and the loop would spin).
+  Event stop_event_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // Notified with stop_: the loop's pause is a monotonic wait (common/event.h; an
+  // absl timed wait returns at once when the process' wall clock is behind the
+  // kernel's, as under libfaketime, and the loop would spin).
+  Event stop_event_;
   // The --rule_files set until this node proposed it as leader.
   std::optional<RuleSet> startup_rules_ ABSL_GUARDED_BY(mu_);
 

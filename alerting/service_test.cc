@@ -1,12 +1,19 @@
 #include "alerting/service.h"
 
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "alerting/promql.h"
+#include "alerting/testing/service_helpers.h"
 #include "common/clock.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -43,61 +50,89 @@ constexpr char kRules[] = R"(groups:
 // Records the payloads, keyed like a register-backed control plane would.
 class KeyRecorder : public Replicator {
  public:
-  bool IsLeader() override { return true; }
+  uint64_t LeaderTerm() override { return 1; }
   void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
     absl::StatusOr<std::string> key = AlertingPayloadKey(bytes);
     ASSERT_OK(key.status());
     keys.push_back(*key);
-    if (apply_to != nullptr) ASSERT_OK(apply_to->OnCommitted(bytes));
+    if (apply_to != nullptr) {
+      ASSERT_OK(apply_to->OnCommitted(bytes));
+    }
     done(absl::OkStatus());
+  }
+  void ProposeFenced(uint64_t term, std::string bytes,
+                     std::function<void(absl::Status)> done) override {
+    EXPECT_EQ(term, 1u);
+    Propose(std::move(bytes), std::move(done));
   }
   std::vector<std::string> keys;
   AlertingService* apply_to = nullptr;
 };
 
-// "Commits" synchronously: applies the payload on every member in order.
+// "Commits" synchronously: applies the payload on every member in order. One
+// term for the whole group (the services learn of it through OnLeadershipChange);
+// a fenced write of another term is refused, as the control plane refuses it.
 class FakeReplicator : public Replicator {
  public:
-  void AddMember(AlertingService* s) { members_.push_back(s); }
-  void SetLeader(AlertingService* s) { leader_ = s; }
-  bool IsLeader() override { return true; }
+  void AddMember(AlertingService* s) {
+    absl::MutexLock l(&mu_);
+    members_.push_back(s);
+  }
+  void set_term(uint64_t term) {
+    absl::MutexLock l(&mu_);
+    term_ = term;
+  }
+  uint64_t term() {
+    absl::MutexLock l(&mu_);
+    return term_;
+  }
+  uint64_t LeaderTerm() override { return term(); }
   void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
-    ++proposals_;
-    for (AlertingService* m : members_) EXPECT_OK(m->OnCommitted(bytes));
+    {
+      absl::MutexLock l(&mu_);
+      ++proposals_;
+      for (AlertingService* m : members_) EXPECT_OK(m->OnCommitted(bytes));
+      log_.push_back(std::move(bytes));
+    }
     done(absl::OkStatus());
   }
-  int proposals() const { return proposals_; }
-
- private:
-  std::vector<AlertingService*> members_;
-  AlertingService* leader_ = nullptr;
-  int proposals_ = 0;
-};
-
-// Records every alert posted to the Alertmanager.
-class FakeAlertmanager : public AlertmanagerClient {
- public:
-  absl::Status Post(const std::string& url, const std::string& json) override {
-    absl::MutexLock l(&mu_);
-    for (const nlohmann::json& a : nlohmann::json::parse(json)) posted_.push_back(a);
-    return absl::OkStatus();
+  void ProposeFenced(uint64_t term, std::string bytes,
+                     std::function<void(absl::Status)> done) override {
+    bool refused;
+    {
+      absl::MutexLock l(&mu_);
+      refused = term != term_;
+      if (refused) {
+        ++proposals_;
+        ++refused_;
+      }
+    }
+    if (refused) return done(absl::FailedPreconditionError("fenced write of an old term"));
+    Propose(std::move(bytes), std::move(done));
   }
-  std::vector<nlohmann::json> posted() {
+  // Applies everything committed so far on `s` (a restarted node's replay).
+  void Replay(AlertingService* s) {
     absl::MutexLock l(&mu_);
-    return posted_;
+    for (const std::string& bytes : log_) EXPECT_OK(s->OnCommitted(bytes));
+  }
+  int proposals() {
+    absl::MutexLock l(&mu_);
+    return proposals_;
+  }
+  int refused() {
+    absl::MutexLock l(&mu_);
+    return refused_;
   }
 
  private:
   absl::Mutex mu_;
-  std::vector<nlohmann::json> posted_;
+  std::vector<AlertingService*> members_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);
+  uint64_t term_ ABSL_GUARDED_BY(mu_) = 1;
+  int proposals_ ABSL_GUARDED_BY(mu_) = 0;
+  int refused_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-absl::Time ParseTime(const std::string& s) {
-  absl::Time t;
-  std::string err;
-  CHECK(absl::ParseTime(absl::RFC3339_full, s, &t, &err)) << s << ": " << err;
-  return t;
-}
 
 class AlertingServiceTest : public ::testing::Test {
  protected:
@@ -124,10 +159,21 @@ class AlertingServiceTest : public ::testing::Test {
     return o;
   }
 
+  // A new term led by `leader`; both nodes learn of it at once.
   void Elect(AlertingService* leader) {
     AlertingService* other = leader == &a_ ? &b_ : &a_;
-    other->OnLeadershipChange(false);
-    leader->OnLeadershipChange(true);
+    const uint64_t term = replicator_.term() + 1;
+    replicator_.set_term(term);
+    other->OnLeadershipChange(0);
+    leader->OnLeadershipChange(term);
+  }
+  // Ticks only `s` for up to `limit`, in 1 s steps, while `pred` is false.
+  template <typename Pred>
+  void TickOnlyWhile(AlertingService& s, absl::Duration limit, Pred pred) {
+    for (const absl::Time end = clock_.Now() + limit; clock_.Now() < end && pred();) {
+      s.Tick();
+      clock_.Advance(absl::Seconds(1));
+    }
   }
 
   // Advances the clock in 1 s steps, ticking both nodes, until `pred` holds or
@@ -147,18 +193,13 @@ class AlertingServiceTest : public ::testing::Test {
     AdvanceUntil(d, [] { return false; });
   }
 
-  static std::vector<nlohmann::json> Alerts(AlertingService& s) {
-    return nlohmann::json::parse(s.AlertsJSON())["alerts"].get<std::vector<nlohmann::json>>();
-  }
-  static std::string StateOf(AlertingService& s) {
-    std::vector<nlohmann::json> alerts = Alerts(s);
-    return alerts.empty() ? "inactive" : alerts[0]["state"].get<std::string>();
-  }
+  static std::vector<nlohmann::json> Alerts(AlertingService& s) { return AlertsOf(s); }
+  static std::string StateOf(AlertingService& s) { return FirstAlertState(s); }
   std::vector<nlohmann::json> FiringPosts() {
     std::vector<nlohmann::json> out;
-    for (FakeAlertmanager* am : {&am_a_, &am_b_}) {
+    for (RecordingAlertmanager* am : {&am_a_, &am_b_}) {
       for (const nlohmann::json& a : am->posted()) {
-        if (ParseTime(a["endsAt"]) > clock_.Now()) out.push_back(a);
+        if (ParseApiTime(a["endsAt"]) > clock_.Now()) out.push_back(a);
       }
     }
     return out;
@@ -169,7 +210,7 @@ class AlertingServiceTest : public ::testing::Test {
   query::MemorySeriesSource source_;
   EngineRuleQuerier querier_;
   FakeReplicator replicator_;
-  FakeAlertmanager am_a_, am_b_;
+  RecordingAlertmanager am_a_, am_b_;
   AlertingService a_, b_;
 };
 
@@ -212,10 +253,10 @@ TEST_F(AlertingServiceTest, PendingThenFiringWithStateCommittedToFollower) {
   Elect(&a_);
   ASSERT_OK(a_.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
   ASSERT_TRUE(AdvanceUntil(absl::Minutes(1), [&] { return StateOf(a_) == "pending"; }));
-  const absl::Time active_at = ParseTime(Alerts(a_)[0]["activeAt"]);
+  const absl::Time active_at = ParseApiTime(Alerts(a_)[0]["activeAt"]);
   // The follower holds the committed state.
   EXPECT_EQ(StateOf(b_), "pending");
-  EXPECT_EQ(ParseTime(Alerts(b_)[0]["activeAt"]), active_at);
+  EXPECT_EQ(ParseApiTime(Alerts(b_)[0]["activeAt"]), active_at);
   EXPECT_THAT(FiringPosts(), IsEmpty());  // Pending alerts are not sent.
 
   ASSERT_TRUE(AdvanceUntil(absl::Minutes(3), [&] { return StateOf(a_) == "firing"; }));
@@ -225,7 +266,7 @@ TEST_F(AlertingServiceTest, PendingThenFiringWithStateCommittedToFollower) {
   EXPECT_EQ(StateOf(b_), "firing");
   std::vector<nlohmann::json> posts = FiringPosts();
   ASSERT_THAT(posts, SizeIs(1));
-  EXPECT_EQ(absl::ToUnixMillis(ParseTime(posts[0]["startsAt"])),
+  EXPECT_EQ(absl::ToUnixMillis(ParseApiTime(posts[0]["startsAt"])),
             absl::ToUnixMillis(active_at + absl::Minutes(2)));
   EXPECT_EQ(posts[0]["labels"]["alertname"], "InstanceDown");
   EXPECT_EQ(posts[0]["labels"]["cluster"], "c1");
@@ -236,7 +277,7 @@ TEST_F(AlertingServiceTest, FailoverDuringForFiresOnTimeOncePerEpisode) {
   Elect(&a_);
   ASSERT_OK(a_.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
   ASSERT_TRUE(AdvanceUntil(absl::Minutes(1), [&] { return StateOf(a_) == "pending"; }));
-  const absl::Time active_at = ParseTime(Alerts(a_)[0]["activeAt"]);
+  const absl::Time active_at = ParseApiTime(Alerts(a_)[0]["activeAt"]);
   Advance(absl::Minutes(1));  // Half of `for`.
   ASSERT_EQ(StateOf(b_), "pending");
 
@@ -245,12 +286,12 @@ TEST_F(AlertingServiceTest, FailoverDuringForFiresOnTimeOncePerEpisode) {
   // Observed at the first 1 s step at or after the slot activeAt + for.
   EXPECT_GE(clock_.Now(), active_at + absl::Minutes(2));
   EXPECT_LT(clock_.Now(), active_at + absl::Minutes(2) + absl::Seconds(1));
-  EXPECT_EQ(ParseTime(Alerts(b_)[0]["activeAt"]), active_at);
+  EXPECT_EQ(ParseApiTime(Alerts(b_)[0]["activeAt"]), active_at);
 
   Advance(absl::Minutes(3));
   std::vector<nlohmann::json> posts = FiringPosts();
   ASSERT_THAT(posts, SizeIs(1));
-  EXPECT_EQ(absl::ToUnixMillis(ParseTime(posts[0]["startsAt"])),
+  EXPECT_EQ(absl::ToUnixMillis(ParseApiTime(posts[0]["startsAt"])),
             absl::ToUnixMillis(active_at + absl::Minutes(2)));
   EXPECT_THAT(am_a_.posted(), IsEmpty());
 }
@@ -295,11 +336,58 @@ TEST_F(AlertingServiceTest, FailoverAfterResolvingDoesNotResendTheResolution) {
   EXPECT_THAT(am_b_.posted(), IsEmpty());
 }
 
+// A leader that lost its term without noticing yet evaluates on: its fenced
+// state write is refused, it drops what it evaluated (back to the committed
+// state), never proposes that state again and does not resume in the lost term;
+// the new leader carries the committed episode on.
+TEST_F(AlertingServiceTest, StateOfALostTermIsRefusedAndNotRetried) {
+  Elect(&a_);
+  const uint64_t lost_term = replicator_.term();
+  ASSERT_OK(a_.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(1), [&] { return StateOf(a_) == "pending"; }));
+  const absl::Time active_at = ParseApiTime(Alerts(a_)[0]["activeAt"]);
+
+  // b_ leads a new term; a_ has not heard and evaluates the pending -> firing step.
+  replicator_.set_term(lost_term + 1);
+  b_.OnLeadershipChange(lost_term + 1);
+  const int proposals = replicator_.proposals();
+  TickOnlyWhile(a_, absl::Minutes(3), [&] { return a_.leading(); });
+  ASSERT_FALSE(a_.leading());
+  EXPECT_EQ(replicator_.refused(), 1);
+  EXPECT_EQ(replicator_.proposals(), proposals + 1);
+  EXPECT_EQ(StateOf(a_), "pending");  // Its firing state was never committed.
+  EXPECT_EQ(StateOf(b_), "pending");
+
+  // A lagging view of the lost term does not revive it; nothing more is proposed.
+  a_.OnLeadershipChange(lost_term);
+  TickOnlyWhile(a_, absl::Minutes(2), [] { return true; });
+  EXPECT_FALSE(a_.leading());
+  EXPECT_EQ(replicator_.proposals(), proposals + 1);
+
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(1), [&] { return StateOf(b_) == "firing"; }));
+  EXPECT_EQ(ParseApiTime(Alerts(b_)[0]["activeAt"]), active_at);
+  EXPECT_EQ(StateOf(a_), "firing");  // Committed by b_.
+  EXPECT_EQ(replicator_.refused(), 1);
+}
+
+// A leadership regained in a later term goes on committing in that term.
+TEST_F(AlertingServiceTest, LeadingAgainInALaterTermKeepsCommitting) {
+  Elect(&a_);
+  ASSERT_OK(a_.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(1), [&] { return StateOf(a_) == "pending"; }));
+  const uint64_t term = replicator_.term();
+  replicator_.set_term(term + 2);  // Lost and won back in between.
+  a_.OnLeadershipChange(term + 2);
+  EXPECT_TRUE(a_.leading());
+  ASSERT_TRUE(AdvanceUntil(absl::Minutes(3), [&] { return StateOf(b_) == "firing"; }));
+  EXPECT_EQ(replicator_.refused(), 0);
+}
+
 TEST_F(AlertingServiceTest, PayloadKeysNameTheRuleSetAndEachRule) {
   KeyRecorder recorder;
   AlertingService c(Opts(), &clock_, &querier_, nullptr, &recorder, &am_a_);
   recorder.apply_to = &c;
-  c.OnLeadershipChange(true);
+  c.OnLeadershipChange(1);
   ASSERT_OK(c.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
   ASSERT_THAT(recorder.keys, ::testing::ElementsAre("alerting/rules"));
   for (int i = 0; i < 60 && recorder.keys.size() < 2; ++i) {
@@ -381,6 +469,89 @@ TEST_F(AlertingServiceTest, StartLoadsRuleFilesAndStops) {
   o.rule_files = {std::string(ALERTING_TESTDATA_DIR) + "/bad_rules.yml"};
   AlertingService d(o, &clock_, &querier_, nullptr, &replicator, &am_a_);
   EXPECT_THAT(d.Start(), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+RuleSet ParseOrDie(const std::string& yaml) {
+  absl::StatusOr<RuleSet> set = ParseRuleFiles({{"node.yml", yaml}}, PromQLExprValidator());
+  CHECK(set.ok()) << set.status();
+  return *std::move(set);
+}
+
+TEST(SeedRuleSetTest, FilesSeedOnceAndDoNotReplaceAnAppliedSet) {
+  const RuleSet files = ParseOrDie(kRules);
+  std::optional<RuleSet> seeded = SeedRuleSet(files, RuleSet{});
+  ASSERT_TRUE(seeded.has_value());
+  EXPECT_EQ(seeded->groups, files.groups);
+  EXPECT_THAT(seeded->seeded, ::testing::ElementsAre(RuleSetContentHash(files)));
+  EXPECT_FALSE(SeedRuleSet(files, *seeded).has_value());  // Another node, same files.
+
+  // Applied through the API since (the history is carried over): it stays.
+  RuleSet applied = ParseOrDie(absl::StrReplaceAll(kRules, {{"for: 2m", "for: 7m"}}));
+  applied.seeded = seeded->seeded;
+  EXPECT_FALSE(SeedRuleSet(files, applied).has_value());
+
+  // Files whose content changed apply once; older files do not flip them back.
+  const RuleSet changed = ParseOrDie(absl::StrReplaceAll(kRules, {{"severity: page", "s: t"}}));
+  std::optional<RuleSet> reseeded = SeedRuleSet(changed, applied);
+  ASSERT_TRUE(reseeded.has_value());
+  EXPECT_EQ(reseeded->groups, changed.groups);
+  EXPECT_THAT(reseeded->seeded, SizeIs(2));
+  EXPECT_FALSE(SeedRuleSet(files, *reseeded).has_value());
+  EXPECT_FALSE(SeedRuleSet(changed, *reseeded).has_value());
+}
+
+TEST(SeedRuleSetTest, HistoryIsBoundedAndSurvivesEncoding) {
+  RuleSet committed;
+  for (int i = 0; i < 20; ++i) {
+    RuleSet files = ParseOrDie(absl::StrReplaceAll(kRules, {{"2m", absl::StrCat(i + 1, "m")}}));
+    std::optional<RuleSet> next = SeedRuleSet(files, committed);
+    ASSERT_TRUE(next.has_value()) << i;
+    ASSERT_OK_AND_ASSIGN(committed, DeserializeRuleSet(SerializeRuleSet(*next)));
+    EXPECT_EQ(committed.seeded.back(), RuleSetContentHash(files));
+  }
+  EXPECT_THAT(committed.seeded, SizeIs(kMaxSeededHashes));
+}
+
+// --rule_files across restarts: seeded into an empty cluster; a set applied
+// through the API afterwards survives a node restarting with the same files;
+// edited files replace it.
+TEST_F(AlertingServiceTest, RuleFilesSeedButDoNotReplaceAnAppliedSet) {
+  AlertingServiceOptions o = Opts();
+  o.rule_files = {std::string(ALERTING_TESTDATA_DIR) + "/rules.yml"};
+  FakeReplicator log;
+  auto start = [&](const AlertingServiceOptions& opts) {
+    auto s = std::make_unique<AlertingService>(opts, &clock_, &querier_, nullptr, &log, &am_a_);
+    log.Replay(s.get());
+    log.AddMember(s.get());
+    EXPECT_OK(s->Start());
+    s->Stop();
+    return s;
+  };
+  auto group_names = [](AlertingService& s) {
+    const nlohmann::json rules = nlohmann::json::parse(s.RulesJSON());
+    std::vector<std::string> names;
+    for (const auto& g : rules["groups"]) names.push_back(g["name"]);
+    return names;
+  };
+  std::unique_ptr<AlertingService> first = start(o);
+  EXPECT_THAT(group_names(*first), ::testing::ElementsAre("node", "storage"));
+  ASSERT_OK(first->ApplyRuleContents({{"api.yml", kRules}}, [](absl::Status) {}));
+  EXPECT_THAT(group_names(*first), ::testing::ElementsAre("node"));
+
+  std::unique_ptr<AlertingService> restarted = start(o);
+  EXPECT_THAT(group_names(*restarted), ::testing::ElementsAre("node"));
+  EXPECT_EQ(nlohmann::json::parse(restarted->RulesJSON())["groups"][0]["file"], "api.yml");
+
+  const std::string edited = ::testing::TempDir() + "/edited_rules.yml";
+  {
+    std::ofstream out(edited);
+    out << absl::StrReplaceAll(kRules, {{"name: node", "name: edited"}});
+  }
+  o.rule_files = {edited};
+  std::unique_ptr<AlertingService> reconfigured = start(o);
+  EXPECT_THAT(group_names(*reconfigured), ::testing::ElementsAre("edited"));
+  EXPECT_THAT(group_names(*first), ::testing::ElementsAre("edited"));
+  std::remove(edited.c_str());
 }
 
 }  // namespace

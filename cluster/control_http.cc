@@ -134,13 +134,23 @@ void RegisterMembershipRoutes(httplib::Server* server, ControlPlane* cp) {
                });
 }
 
+// Raft's status means nothing before the node's Raft runs (term 0, no leader,
+// nothing committed): 503 until then, so pollers never mistake it for a state.
+bool ReplyIfNotStarted(const ControlPlane* cp, httplib::Response& res) {
+  if (cp->started()) return false;
+  Reply(res, 503, {{"error", "the Raft control plane is not running yet (the node is starting)"}});
+  return true;
+}
+
 }  // namespace
 
 void RegisterControlRoutes(httplib::Server* server, ControlPlane* cp) {
   server->Get("/api/v1/status/cluster", [cp](const httplib::Request&, httplib::Response& res) {
+    if (ReplyIfNotStarted(cp, res)) return;
     Reply(res, 200, cp->StatusJson());
   });
   server->Get("/debug/raft", [cp](const httplib::Request&, httplib::Response& res) {
+    if (ReplyIfNotStarted(cp, res)) return;
     Reply(res, 200, cp->DebugRaftJson());
   });
   RegisterRegisterRoutes(server, cp);

@@ -12,7 +12,9 @@
 //   POST /api/v1/admin/cluster/remove-node     {"id", "force"?}
 //   POST /api/v1/admin/cluster/transfer-leader {"target"?} -> {"leader": n}
 // Errors: {"error": "..."} with 400 (bad input), 404, 409, 503 (no leader or
-// unknown outcome: retry), 500. Every route works on every node.
+// unknown outcome: retry), 500. Every route works on every node. Until the
+// control plane started (ControlPlane::started()), the two status routes answer
+// 503 {"error": ...} rather than an empty Raft status (term 0, no leader).
 #ifndef VIGIL_CLUSTER_CONTROL_HTTP_H_
 #define VIGIL_CLUSTER_CONTROL_HTTP_H_
 

@@ -14,7 +14,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cluster/rebalancer.h"
+#include "common/grpc_deadline.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "server/metrics.h"
@@ -109,8 +111,7 @@ class ControlPlane::AdminService final : public vigil::v1::ClusterAdmin::Service
   grpc::Status Propose(grpc::ServerContext* ctx, const vigil::v1::ProposeRequest* req,
                        vigil::v1::ProposeResponse* resp) override {
     if (!cp_->started()) return grpc::Status(grpc::UNAVAILABLE, "starting");
-    absl::Duration timeout = std::min(cp_->options_.request_timeout,
-                                      absl::FromChrono(ctx->deadline()) - absl::Now());
+    absl::Duration timeout = std::min(cp_->options_.request_timeout, GrpcTimeLeft(*ctx));
     absl::StatusOr<std::string> r = cp_->raft_->ProposeAndWait(req->command(), timeout);
     if (!r.ok()) return ToGrpcStatus(r.status());
     resp->set_result(*r);
@@ -145,6 +146,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Create(ControlPlaneO
   return cp;
 }
 
+void ControlPlane::CloseInbound() {
+  if (transport_ != nullptr) transport_->CloseInbound();
+}
+
 void ControlPlane::RegisterServices(grpc::ServerBuilder* builder) {
   CHECK(transport_ == nullptr) << "RegisterServices() called twice";
   transport_ = raft::GrpcTransport::CreateOn(builder);
@@ -155,10 +160,7 @@ void ControlPlane::RegisterServices(grpc::ServerBuilder* builder) {
 ControlPlane::ControlPlane(ControlPlaneOptions options) : options_(std::move(options)) {}
 
 ControlPlane::~ControlPlane() {
-  {
-    absl::MutexLock l(&loop_mu_);
-    stop_ = true;
-  }
+  stop_loop_.Notify();
   if (loop_.joinable()) loop_.join();
   raft_.reset();
   transport_.reset();
@@ -208,7 +210,9 @@ absl::StatusOr<NodeId> ControlPlane::WaitForLeader(absl::Time deadline) const {
   for (;;) {
     NodeId leader = raft_->status().leader;
     if (leader != raft::kNone) return leader;
-    if (absl::Now() >= deadline) return absl::UnavailableError("no raft leader");
+    if (options_.clock->MonotonicNow() >= deadline) {
+      return absl::UnavailableError("no raft leader");
+    }
     absl::SleepFor(kRetryPause);
   }
 }
@@ -246,9 +250,10 @@ vigil::v1::ClusterAdmin::Stub* ControlPlane::StubFor(NodeId id) {
 
 absl::Status ControlPlane::OnLeader(const LocalFn& local, const RemoteFn& remote) {
   if (!started()) return absl::UnavailableError("control plane starting");
-  absl::Time deadline = absl::Now() + options_.request_timeout;
+  const Clock& clock = *options_.clock;
+  absl::Time deadline = clock.MonotonicNow() + options_.request_timeout;
   absl::Status last = absl::UnavailableError("no raft leader");
-  while (absl::Now() < deadline) {
+  while (clock.MonotonicNow() < deadline) {
     absl::StatusOr<NodeId> leader = WaitForLeader(deadline);
     if (!leader.ok()) break;
     if (*leader == options_.node_id) {
@@ -257,7 +262,7 @@ absl::Status ControlPlane::OnLeader(const LocalFn& local, const RemoteFn& remote
       last = absl::UnavailableError(absl::StrCat("no address for leader ", *leader));
     } else {
       grpc::ClientContext ctx;
-      ctx.set_deadline(absl::ToChronoTime(deadline));
+      ctx.set_deadline(GrpcDeadline(deadline - clock.MonotonicNow()));
       ctx.AddMetadata(kForwardedKey, "1");
       last = FromGrpcStatus(remote(stub, &ctx));
     }
@@ -279,7 +284,8 @@ absl::StatusOr<v1::CommandResult> ControlPlane::Propose(v1::Command cmd) {
   std::string reply;
   absl::Status s = OnLeader(
       [&](absl::Time deadline) -> absl::Status {
-        absl::StatusOr<std::string> r = raft_->ProposeAndWait(bytes, deadline - absl::Now());
+        absl::StatusOr<std::string> r =
+            raft_->ProposeAndWait(bytes, deadline - options_.clock->MonotonicNow());
         if (!r.ok()) return r.status();
         reply = *std::move(r);
         return absl::OkStatus();
@@ -301,7 +307,8 @@ absl::StatusOr<v1::CommandResult> ControlPlane::Propose(v1::Command cmd) {
 
 absl::StatusOr<v1::CommandResult> ControlPlane::ProposeLocal(const v1::Command& cmd,
                                                              absl::Time deadline) {
-  absl::StatusOr<std::string> r = raft_->ProposeAndWait(EncodeCommand(cmd), deadline - absl::Now());
+  absl::StatusOr<std::string> r =
+      raft_->ProposeAndWait(EncodeCommand(cmd), deadline - options_.clock->MonotonicNow());
   if (!r.ok()) return r.status();
   v1::CommandResult result;
   if (!result.ParseFromString(*r)) return absl::InternalError("unparsable command result");
@@ -315,11 +322,12 @@ absl::StatusOr<RegisterValue> ControlPlane::GetRegister(absl::string_view key) {
       return state.GetRegister(key).value_or(RegisterValue{});
     });
   }
-  absl::Time deadline = absl::Now() + options_.request_timeout;
+  const Clock& clock = *options_.clock;
+  absl::Time deadline = clock.MonotonicNow() + options_.request_timeout;
   const absl::Duration attempt = options_.tick * options_.election_ticks * 2;
   absl::Status s;
-  while (absl::Now() < deadline) {
-    s = raft_->ReadBarrier(std::min(attempt, deadline - absl::Now()));
+  while (clock.MonotonicNow() < deadline) {
+    s = raft_->ReadBarrier(std::min(attempt, deadline - clock.MonotonicNow()));
     if (s.ok()) {
       return machine_->Read([key](const ClusterState& state) {
         return state.GetRegister(key).value_or(RegisterValue{});
@@ -340,6 +348,26 @@ absl::StatusOr<uint64_t> ControlPlane::PutRegister(absl::string_view key,
   if (!r.ok()) return r.status();
   if (absl::Status s = ResultStatus(*r); !s.ok()) return s;
   return r->version();
+}
+
+absl::StatusOr<uint64_t> ControlPlane::PutRegisterFenced(absl::string_view key,
+                                                        absl::string_view value, uint64_t term) {
+  if (!started()) return absl::UnavailableError("control plane starting");
+  if (term == 0) return absl::InvalidArgumentError("a fenced write needs a term");
+  v1::Command cmd;
+  cmd.set_fence_term(term);
+  cmd.mutable_put()->set_key(std::string(key));
+  cmd.mutable_put()->set_value(std::string(value));
+  absl::StatusOr<std::string> r =
+      raft_->ProposeFencedAndWait(term, EncodeCommand(cmd), options_.request_timeout);
+  if (absl::IsDeadlineExceeded(r.status())) {
+    return absl::UnavailableError(absl::StrCat("outcome unknown: ", r.status().message()));
+  }
+  if (!r.ok()) return r.status();
+  v1::CommandResult result;
+  if (!result.ParseFromString(*r)) return absl::InternalError("unparsable command result");
+  RETURN_IF_ERROR(ResultStatus(result));
+  return result.version();
 }
 
 absl::StatusOr<uint64_t> ControlPlane::CompareAndSetRegister(absl::string_view key,

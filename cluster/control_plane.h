@@ -43,6 +43,8 @@
 #include "absl/time/time.h"
 #include "cluster/anti_entropy.h"
 #include "cluster/cluster_state.h"
+#include "common/clock.h"
+#include "common/event.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "proto/vigil/v1/cluster.grpc.pb.h"
@@ -87,6 +89,9 @@ struct ControlPlaneOptions {
   uint32_t num_shards = 64;
   // Deadline of Propose/Get and of the calls forwarded to the leader.
   absl::Duration request_timeout = absl::Seconds(5);
+  // Deadlines and timeouts are measured on its MonotonicNow() (wall-clock steps
+  // neither expire nor extend them). Not owned.
+  const Clock* clock = RealClock::Get();
   // How often the leader's reconcile loop runs.
   absl::Duration reconcile_interval = absl::Milliseconds(200);
   // Snapshot the control state and compact the Raft log every this many entries.
@@ -118,6 +123,11 @@ class ControlPlane {
   // Stops the loops. The server the services were registered on must already
   // be shut down.
   ~ControlPlane();
+
+  // Ends the Raft streams peers keep open into this node and refuses new ones
+  // (raft::GrpcTransport::CloseInbound). Call right before shutting down the
+  // gRPC server the services are on: its Shutdown() would wait for them.
+  void CloseInbound();
 
   // Registers the Raft transport and ClusterAdmin services on `builder`, whose
   // max receive size bounds the Raft snapshots this node accepts (the control
@@ -160,6 +170,16 @@ class ControlPlane {
   absl::StatusOr<uint64_t> CompareAndSetRegister(absl::string_view key,
                                                  absl::string_view expected,
                                                  absl::string_view value, RegisterValue* current);
+  // A register write of state computed by the leader of Raft term `term` (alert
+  // state): proposed here only while this node leads in `term`, never forwarded,
+  // and applied only from a log entry of that term (v1::Command.fence_term), so
+  // a deposed leader's late write cannot overwrite a later leader's. Take `term`
+  // from raft_status() while leader_applied. kFailedPrecondition if this node
+  // does not lead in `term` or that leadership ended before the write committed
+  // (it then never applies: recompute, do not retry); kUnavailable if the
+  // outcome is unknown (timeout).
+  absl::StatusOr<uint64_t> PutRegisterFenced(absl::string_view key, absl::string_view value,
+                                             uint64_t term);
 
   // Membership, forwarded to the leader. AddNode: AddMember (JOINING) and a Raft
   // learner; the reconcile loop promotes it and makes it ACTIVE. RemoveNode:
@@ -232,8 +252,7 @@ class ControlPlane {
   };
   const std::shared_ptr<StreamBook> streams_ = std::make_shared<StreamBook>();
 
-  absl::Mutex loop_mu_;
-  bool stop_ ABSL_GUARDED_BY(loop_mu_) = false;
+  Event stop_loop_;  // wakes the reconcile loop's monotonic wait
   std::thread loop_;
   uint64_t exported_leader_changes_ = 0;  // reconcile loop thread only
   bool joined_ = false;                    // reconcile loop thread only

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cluster/control_plane.h"
 #include "glog/logging.h"
@@ -42,7 +43,10 @@ class ControlPlane::Machine final : public raft::StateMachine {
     transport_->AddPeer(id, address);
   }
 
-  std::string Apply(uint64_t index, absl::string_view data) override {
+  std::string Apply(uint64_t index, uint64_t term, absl::string_view data) override {
+    if (std::optional<v1::CommandResult> fenced = FenceRejection(term, data)) {
+      return fenced->SerializeAsString();
+    }
     v1::CommandResult r;
     std::vector<v1::Register> written;
     {
@@ -133,6 +137,19 @@ class ControlPlane::Machine final : public raft::StateMachine {
   }
 
  private:
+  // A fenced command in an entry of another term than its own (a copy that a
+  // later leader appended) is refused, identically on every node.
+  static std::optional<v1::CommandResult> FenceRejection(uint64_t term, absl::string_view data) {
+    v1::Command cmd;
+    if (!cmd.ParseFromArray(data.data(), static_cast<int>(data.size()))) return std::nullopt;
+    if (cmd.fence_term() == 0 || cmd.fence_term() == term) return std::nullopt;
+    v1::CommandResult r;
+    r.set_code(static_cast<int>(absl::StatusCode::kFailedPrecondition));
+    r.set_message(absl::StrCat("fenced command of term ", cmd.fence_term(),
+                               " refused in an entry of term ", term));
+    return r;
+  }
+
   // The transport learns every committed member's address (a joined node knows
   // no other member from its flags).
   void AddMemberPeers() {

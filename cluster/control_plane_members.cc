@@ -7,6 +7,7 @@
 #include "cluster/control_plane.h"
 #include "cluster/control_plane_machine.h"
 #include "cluster/rebalancer.h"
+#include "common/grpc_deadline.h"
 #include "glog/logging.h"
 #include "server/metrics.h"
 
@@ -82,17 +83,17 @@ absl::Status ControlPlane::ChangeConf(raft::ConfChange::Type type, NodeId id, st
   absl::Status s;
   // "another configuration change is pending" clears within a commit round trip.
   do {
-    s = raft_->ProposeConfChangeAndWait(cc, deadline - absl::Now());
+    s = raft_->ProposeConfChangeAndWait(cc, deadline - options_.clock->MonotonicNow());
     if (!absl::IsUnavailable(s) || type == raft::ConfChange::Type::kPromoteLearner) return s;
     absl::SleepFor(absl::Milliseconds(20));
-  } while (absl::Now() < deadline);
+  } while (options_.clock->MonotonicNow() < deadline);
   return s;
 }
 
 absl::Status ControlPlane::AddNodeLocal(NodeId id, const PeerAddress& address) {
   raft::RaftStatus st = raft_->status();
   if (st.role != raft::Role::kLeader) return NotLeader(st.leader);
-  absl::Time deadline = absl::Now() + options_.request_timeout;
+  absl::Time deadline = options_.clock->MonotonicNow() + options_.request_timeout;
   v1::Command cmd;
   v1::Member* m = cmd.mutable_add_member()->mutable_member();
   m->set_id(id);
@@ -109,7 +110,7 @@ absl::Status ControlPlane::AddNodeLocal(NodeId id, const PeerAddress& address) {
 absl::Status ControlPlane::RemoveNodeLocal(NodeId id, bool force) {
   raft::RaftStatus st = raft_->status();
   if (st.role != raft::Role::kLeader) return NotLeader(st.leader);
-  absl::Time deadline = absl::Now() + options_.request_timeout;
+  absl::Time deadline = options_.clock->MonotonicNow() + options_.request_timeout;
   bool member = machine_->Read([id](const ClusterState& s) { return s.FindMember(id) != nullptr; });
   if (member) {
     v1::Command cmd;
@@ -147,8 +148,8 @@ absl::StatusOr<NodeId> ControlPlane::TransferLeaderLocal(NodeId target) {
   if (target == options_.node_id) return target;
   absl::Status s = raft_->TransferLeadership(target);
   if (!s.ok()) return s;
-  absl::Time deadline = absl::Now() + options_.request_timeout;
-  while (absl::Now() < deadline) {
+  absl::Time deadline = options_.clock->MonotonicNow() + options_.request_timeout;
+  while (options_.clock->MonotonicNow() < deadline) {
     st = raft_->status();
     if (st.leader == target) return target;
     absl::SleepFor(absl::Milliseconds(10));
@@ -158,13 +159,7 @@ absl::StatusOr<NodeId> ControlPlane::TransferLeaderLocal(NodeId target) {
 
 void ControlPlane::ReconcileLoop() {
   for (;;) {
-    {
-      absl::MutexLock l(&loop_mu_);
-      auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_mu_) { return stop_; };
-      if (loop_mu_.AwaitWithTimeout(absl::Condition(&stopped), options_.reconcile_interval)) {
-        return;
-      }
-    }
+    if (stop_loop_.WaitWithTimeout(options_.reconcile_interval)) return;
     ExportMetrics();
     if (options_.join && !options_.join_via.empty() && !joined_) joined_ = TryJoin();
     Reconcile();
@@ -184,7 +179,7 @@ bool ControlPlane::TryJoin() {
   // and this node learns the member list from the log only once it caught up.
   {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.request_timeout));
+    ctx.set_deadline(GrpcDeadline(options_.request_timeout));
     vigil::v1::ClusterStatusResponse resp;
     grpc::Status s = stub->Status(&ctx, vigil::v1::ClusterStatusRequest(), &resp);
     if (!s.ok()) {
@@ -201,7 +196,7 @@ bool ControlPlane::TryJoin() {
     }
   }
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.request_timeout));
+  ctx.set_deadline(GrpcDeadline(options_.request_timeout));
   vigil::v1::AddNodeRequest req;
   req.set_id(options_.node_id);
   req.set_grpc_address(self->second.grpc_address);
@@ -220,7 +215,7 @@ bool ControlPlane::TryJoin() {
 void ControlPlane::Reconcile() {
   raft::RaftStatus st = raft_->status();
   if (st.role != raft::Role::kLeader) return;
-  absl::Time deadline = absl::Now() + options_.request_timeout;
+  absl::Time deadline = options_.clock->MonotonicNow() + options_.request_timeout;
   if (!machine_->Read([](const ClusterState& s) { return s.bootstrapped(); })) {
     if (options_.join || st.conf.voters.empty()) return;
     // The founding voters are the configuration Raft was bootstrapped with.

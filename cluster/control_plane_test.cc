@@ -308,6 +308,44 @@ TEST_F(ControlPlaneTest, HttpRoutesOnAFollower) {
   serve.join();
 }
 
+TEST_F(ControlPlaneTest, StatusRoutesAnswer503UntilStarted) {
+  ControlPlaneOptions o;
+  o.node_id = 4;
+  o.join = true;
+  o.peers = {{4, PeerAddress{absl::StrCat("127.0.0.1:", PickFreePort()), ""}}};
+  o.data_dir = absl::StrCat(dir_, "/node4");
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ControlPlane> idle, ControlPlane::Create(o));
+  httplib::Server http;
+  RegisterControlRoutes(&http, idle.get());
+  int port = http.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread serve([&] { http.listen_after_bind(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(10, 0);
+  for (const char* path : {"/debug/raft", "/api/v1/status/cluster"}) {
+    auto res = c.Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 503) << path;
+    EXPECT_THAT(nlohmann::json::parse(res->body)["error"].get<std::string>(),
+                ::testing::HasSubstr("not running yet"))
+        << path;
+  }
+  http.stop();
+  serve.join();
+}
+
+TEST_F(ControlPlaneTest, RestartedMemberServesItsCommittedMapAtStart) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(Eventually([&] { return AllMapsPlacedOn({1, 2, 3}, 3); }));
+  NodeId follower = leader == 3 ? 2 : 3;
+  StopNode(follower);
+  StartNode(follower, /*join=*/false);
+  // No waiting: Start() applied the persisted log (the Bootstrap command), so the
+  // restarted member never reports an unbootstrapped cluster.
+  EXPECT_TRUE(MapPlacedOn(*cp(follower)->shard_map(), {1, 2, 3}, 3));
+}
+
 TEST_F(ControlPlaneTest, ClusterAdminGrpcOnAFollower) {
   NodeId leader = WaitForLeader();
   ASSERT_NE(leader, 0u);
@@ -342,6 +380,52 @@ TEST_F(ControlPlaneTest, ClusterAdminGrpcOnAFollower) {
     EXPECT_EQ(resp.leader(), follower);
   }
   ASSERT_TRUE(Eventually([&] { return AgreedLeader() == follower; }));
+}
+
+// Fenced writes (PutRegisterFenced): applied in the leader's own term; refused on a
+// follower (not forwarded), for another term, and after the leadership moved; and a copy of
+// a fenced command that reaches the log through a later leader (the forwarding a deposed
+// leader's write used to get) is refused at apply time on every node.
+TEST_F(ControlPlaneTest, FencedWritesApplyOnlyInTheirTerm) {
+  NodeId leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(Eventually([&] { return cp(leader)->raft_status().leader_applied; }));
+  const uint64_t term = cp(leader)->raft_status().term;
+  ASSERT_OK_AND_ASSIGN(uint64_t version, cp(leader)->PutRegisterFenced("f", "a", term));
+  EXPECT_EQ(version, 1u);
+  const NodeId follower = leader == 1 ? 2 : 1;
+  EXPECT_THAT(cp(follower)->PutRegisterFenced("f", "b", term),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(cp(leader)->PutRegisterFenced("f", "b", term + 1),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(cp(leader)->PutRegisterFenced("f", "b", 0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+
+  // The leadership moves: the old term is over for everyone.
+  ASSERT_OK_AND_ASSIGN(NodeId next, cp(leader)->TransferLeader(follower));
+  ASSERT_EQ(next, follower);
+  EXPECT_THAT(cp(leader)->PutRegisterFenced("f", "late", term),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  // A copy of the old leader's write forwarded to the new leader commits in the
+  // new term and changes nothing, on any node.
+  v1::Command stale;
+  stale.set_fence_term(term);
+  stale.mutable_put()->set_key("f");
+  stale.mutable_put()->set_value("stale");
+  ASSERT_OK_AND_ASSIGN(v1::CommandResult r, cp(leader)->Propose(stale));
+  EXPECT_THAT(ResultStatus(r), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                        ::testing::HasSubstr("refused in an entry of term")));
+  for (NodeId id = 1; id <= 3; ++id) {
+    ASSERT_OK_AND_ASSIGN(RegisterValue v, cp(id)->GetRegister("f"));
+    EXPECT_EQ(v.value, "a") << id;
+    EXPECT_EQ(v.version, 1u) << id;
+  }
+  ASSERT_TRUE(Eventually([&] { return cp(next)->raft_status().leader_applied; }));
+  const uint64_t next_term = cp(next)->raft_status().term;
+  ASSERT_GT(next_term, term);
+  ASSERT_OK(cp(next)->PutRegisterFenced("f", "c", next_term).status());
+  ASSERT_OK_AND_ASSIGN(RegisterValue v, cp(leader)->GetRegister("f"));
+  EXPECT_EQ(v.value, "c");
 }
 
 TEST_F(ControlPlaneTest, LeaderFailoverAndRestartRecovers) {

@@ -48,6 +48,7 @@
 #include "common/clock.h"
 #include "nlohmann/json.hpp"
 #include "query/series_source.h"
+#include "common/event.h"
 #include "storage/tsdb.h"
 
 namespace vigil::cluster {
@@ -92,7 +93,7 @@ struct StreamProgress {
                         // across batches counts once per batch)
   int64_t samples = 0;  // samples written to every target
   int64_t bytes = 0;    // payload: label bytes + 16 per sample, per target
-  absl::Time queued = absl::InfinitePast();
+  absl::Time queued = absl::InfinitePast();  // on the clock's MonotonicNow()
   absl::Time started = absl::InfinitePast();
   absl::Time finished = absl::InfinitePast();
   std::string error;
@@ -194,6 +195,8 @@ class DataPlane {
   struct StreamTotals {
     int64_t done = 0, failed = 0, series = 0, samples = 0, bytes = 0;
   } stream_totals_ ABSL_GUARDED_BY(mu_);
+  // Notified with stopping_: cuts the background loops' monotonic waits short.
+  Event stop_event_;
   absl::Mutex ae_mu_;  // one anti-entropy pass at a time
   std::vector<std::thread> threads_;
 };

@@ -47,7 +47,7 @@ const char* StateName(StreamProgress::State s) {
 void DataPlane::StreamShard(const Transfer& transfer, std::function<void(absl::Status)> done) {
   auto progress = std::make_shared<StreamProgress>();
   progress->transfer = transfer;
-  progress->queued = absl::Now();
+  progress->queued = opts_.clock->MonotonicNow();
   bool stopping = false;
   {
     absl::MutexLock l(&mu_);
@@ -81,6 +81,7 @@ void DataPlane::StreamWorker() {
 
 absl::Status DataPlane::StreamShardNow(const Transfer& t) {
   std::shared_ptr<StreamProgress> progress;
+  absl::Duration settle;
   {
     absl::MutexLock l(&mu_);
     for (auto it = streams_.rbegin(); it != streams_.rend(); ++it) {
@@ -92,19 +93,19 @@ absl::Status DataPlane::StreamShardNow(const Transfer& t) {
     if (progress == nullptr) {
       progress = std::make_shared<StreamProgress>();
       progress->transfer = t;
-      progress->queued = absl::Now();
+      progress->queued = opts_.clock->MonotonicNow();
       streams_.push_back(progress);
     }
     progress->state = StreamProgress::State::kRunning;
     progress->started = opts_.clock->Now();
     // Settle from when the stream was handed over (queued streams settle
-    // meanwhile). Real time on purpose (I/O shell): Stop() cuts the wait short.
-    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    const absl::Duration wait = progress->queued + opts_.stream_settle - absl::Now();
-    if (wait > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&stopping), wait);
+    // meanwhile). Real (monotonic) time on purpose (I/O shell): Stop() cuts the
+    // wait short.
+    settle = progress->queued + opts_.stream_settle - opts_.clock->MonotonicNow();
   }
+  stop_event_.WaitWithTimeout(settle);
   absl::Status s;
-  const absl::Time deadline = absl::Now() + opts_.stream_timeout;
+  const absl::Time deadline = opts_.clock->MonotonicNow() + opts_.stream_timeout;
   auto push = [&](std::vector<Series> batch) -> absl::Status {
     {
       absl::MutexLock l(&mu_);

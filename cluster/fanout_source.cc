@@ -85,7 +85,7 @@ FanoutSource::FanoutSource(std::shared_ptr<const ShardMap> map, ReplicaReader* r
 }
 
 absl::StatusOr<FanoutSource::Gathered> FanoutSource::Gather(ReplicaReadRequest req) {
-  const absl::Time deadline = clock_->Now() + opts_.timeout;
+  const absl::Time deadline = clock_->MonotonicNow() + opts_.timeout;
   std::vector<ShardProgress> shards(map_->num_shards());
   for (uint32_t s = 0; s < map_->num_shards(); ++s) {
     shards[s].candidates = Candidates(map_->shards[s], opts_.self);

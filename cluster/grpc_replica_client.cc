@@ -6,13 +6,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "cluster/replica_codec.h"
+#include "common/grpc_deadline.h"
 #include "common/grpc_status.h"
 
 namespace vigil::cluster {
 namespace {
 
-void SetDeadline(grpc::ClientContext* ctx, absl::Time deadline) {
-  ctx->set_deadline(absl::ToChronoTime(deadline));
+// `deadline` is a reading of `clock`'s monotonic clock.
+void SetDeadline(grpc::ClientContext* ctx, absl::Time deadline, const Clock& clock) {
+  ctx->set_deadline(GrpcDeadline(deadline - clock.MonotonicNow()));
   ctx->set_wait_for_ready(false);
 }
 
@@ -120,7 +122,7 @@ void GrpcReplicaClient::CallAsync(NodeId node, absl::Time deadline, Req req, Sta
   }
   using Call = AsyncCall<Req, Resp, Reply>;
   auto call = std::make_unique<Call>();
-  SetDeadline(&call->ctx, deadline);
+  SetDeadline(&call->ctx, deadline, *opts_.clock);
   call->req = std::move(req);
   const uint64_t id = BeginCall(&call->ctx);
   if (id == 0) {
@@ -194,7 +196,7 @@ absl::StatusOr<uint64_t> GrpcReplicaClient::ShardDigest(NodeId node, uint32_t sh
   absl::StatusOr<internal::v1::Replica::Stub*> stub = Stub(node);
   if (!stub.ok()) return stub.status();
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, deadline);
+  SetDeadline(&ctx, deadline, *opts_.clock);
   CallGuard guard(this, &ctx);
   if (!guard.ok()) return ShutDownError();
   internal::v1::ShardDigestResponse resp;
@@ -209,7 +211,7 @@ absl::Status GrpcReplicaClient::ExportShard(
   absl::StatusOr<internal::v1::Replica::Stub*> stub = Stub(node);
   if (!stub.ok()) return stub.status();
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, deadline);
+  SetDeadline(&ctx, deadline, *opts_.clock);
   CallGuard guard(this, &ctx);
   if (!guard.ok()) return ShutDownError();
   std::unique_ptr<grpc::ClientReader<internal::v1::ExportShardResponse>> reader =

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "cluster/anti_entropy.h"
 #include "cluster/replica_client.h"
+#include "common/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/vigil/internal/v1/replica.grpc.pb.h"
 
@@ -46,6 +47,8 @@ struct GrpcReplicaClientOptions {
   // (gRPC's min connect timeout): short enough that an unreachable node fails
   // calls soon, long enough for a handshake on a loaded machine.
   absl::Duration min_connect_timeout = absl::Seconds(2);
+  // Deadlines are readings of its MonotonicNow() (replica_client.h). Not owned.
+  const Clock* clock = RealClock::Get();
 };
 
 class GrpcReplicaClient final : public ReplicaClient, public ReplicaReader {

@@ -125,7 +125,7 @@ void QuorumWriter::Write(std::shared_ptr<const ShardMap> map, std::vector<Series
     return;
   }
   auto op = std::make_shared<Op>();
-  op->deadline = clock_->Now() + opts_.timeout;
+  op->deadline = clock_->MonotonicNow() + opts_.timeout;
   std::map<NodeId, Op::Request> requests;
   std::vector<ShardWrite> shard_writes;
   {
@@ -224,7 +224,7 @@ void QuorumWriter::Finish(const std::shared_ptr<Op>& op, bool all_replied) {
 }
 
 int QuorumWriter::ExpireOverdue() {
-  const absl::Time now = clock_->Now();
+  const absl::Time now = clock_->MonotonicNow();
   std::vector<std::shared_ptr<Op>> overdue;
   {
     absl::MutexLock l(&mu_);
@@ -278,7 +278,7 @@ void QuorumWriter::ReplayHints(NodeId node, const ShardMap& map,
     done(absl::OkStatus());
     return;
   }
-  client_->Write(node, std::move(req), clock_->Now() + opts_.timeout,
+  client_->Write(node, std::move(req), clock_->MonotonicNow() + opts_.timeout,
                  [this, node, hints = std::move(hints),
                   done = std::move(done)](absl::StatusOr<ReplicaWriteReply> reply) mutable {
                    if (!reply.ok()) hints_->Requeue(node, std::move(hints));

@@ -8,6 +8,8 @@
 // Contract for every implementation: each call invokes its callback exactly
 // once, from any thread, possibly before the call returns, and no later than
 // shortly after `deadline` (a transport deadline, e.g. gRPC's, enforces it).
+// Every `deadline` is a reading of the data plane's Clock::MonotonicNow() (a
+// monotonic deadline: wall-clock steps neither expire nor extend it).
 // Implementations must be thread-safe.
 #ifndef VIGIL_CLUSTER_REPLICA_CLIENT_H_
 #define VIGIL_CLUSTER_REPLICA_CLIENT_H_

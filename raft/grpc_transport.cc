@@ -6,8 +6,11 @@
 #include <thread>
 #include <utility>
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "common/event.h"
+#include "common/grpc_deadline.h"
 #include "glog/logging.h"
 #include "xxhash.h"
 
@@ -99,15 +102,19 @@ class GrpcTransport::Service final : public pb::RaftTransport::Service {
 
   grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReader<pb::Message>* reader,
                       pb::StreamAck* ack) override {
+    if (!Enter(ctx)) return grpc::Status(grpc::UNAVAILABLE, "raft transport closed");
     pb::Message m;
     while (reader->Read(&m)) t_->Deliver(FromProto(m));
+    Leave(ctx);
     return grpc::Status::OK;
   }
 
   grpc::Status InstallSnapshot(grpc::ServerContext* ctx,
                                grpc::ServerReader<pb::SnapshotChunk>* reader,
                                pb::SnapshotAck* ack) override {
+    if (!Enter(ctx)) return grpc::Status(grpc::UNAVAILABLE, "raft transport closed");
     absl::StatusOr<Message> m = Assemble(reader);
+    Leave(ctx);
     if (!m.ok()) {
       snapshots_rejected_.fetch_add(1);
       LOG(WARNING) << "discarding a snapshot transfer: " << m.status();
@@ -124,7 +131,26 @@ class GrpcTransport::Service final : public pb::RaftTransport::Service {
                         snapshot_chunks_.load()};
   }
 
+  // GrpcTransport::CloseInbound.
+  void Close() {
+    absl::MutexLock l(&mu_);
+    closed_ = true;
+    for (grpc::ServerContext* ctx : active_) ctx->TryCancel();
+  }
+
  private:
+  // Registers a running call so Close() can end it; false once closed.
+  bool Enter(grpc::ServerContext* ctx) {
+    absl::MutexLock l(&mu_);
+    if (closed_) return false;
+    active_.insert(ctx);
+    return true;
+  }
+  void Leave(grpc::ServerContext* ctx) {
+    absl::MutexLock l(&mu_);
+    active_.erase(ctx);
+  }
+
   // Reads chunks in order until the last one and verifies size and checksum.
   absl::StatusOr<Message> Assemble(grpc::ServerReader<pb::SnapshotChunk>* reader) {
     pb::SnapshotChunk chunk;
@@ -171,6 +197,9 @@ class GrpcTransport::Service final : public pb::RaftTransport::Service {
   std::atomic<uint64_t> snapshots_received_{0};
   std::atomic<uint64_t> snapshots_rejected_{0};
   std::atomic<uint64_t> snapshot_chunks_{0};
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<grpc::ServerContext*> active_ ABSL_GUARDED_BY(mu_);
 };
 
 // One outbound stream to a peer, fed by a bounded queue and drained by its own thread; a second
@@ -185,6 +214,7 @@ class GrpcTransport::Peer {
     watchdog_ = std::thread([this] { Watchdog(); });
   }
   ~Peer() {
+    stopping_.Notify();
     {
       absl::MutexLock l(&mu_);
       stop_ = true;
@@ -256,13 +286,14 @@ class GrpcTransport::Peer {
       // message.
       if (writer != nullptr) writer->Finish();
       writer.reset();
-      absl::MutexLock l(&mu_);
-      ctx_.reset();
-      stats_.dropped += batch.size() - sent + queue_.size();
-      queue_.clear();
-      stats_.queued_bytes = 0;
-      auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stopped), backoff);
+      {
+        absl::MutexLock l(&mu_);
+        ctx_.reset();
+        stats_.dropped += batch.size() - sent + queue_.size();
+        queue_.clear();
+        stats_.queued_bytes = 0;
+      }
+      stopping_.WaitWithTimeout(backoff);
       backoff = std::min(backoff * 2, absl::Seconds(1));
     }
     if (writer != nullptr) {
@@ -313,9 +344,8 @@ class GrpcTransport::Peer {
     const absl::Duration period = std::max(options_.message_timeout / 2, absl::Milliseconds(1));
     uint64_t seen_seq = 0;
     int looks = 0;
-    absl::MutexLock l(&mu_);
-    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-    while (!mu_.AwaitWithTimeout(absl::Condition(&stopped), period)) {
+    while (!stopping_.WaitWithTimeout(period)) {
+      absl::MutexLock l(&mu_);
       if (!writing_ || write_seq_ != seen_seq) {
         seen_seq = write_seq_;
         looks = writing_ ? 1 : 0;
@@ -340,7 +370,7 @@ class GrpcTransport::Peer {
         options_.snapshot_timeout +
         absl::Seconds(static_cast<double>(data.size()) /
                       static_cast<double>(std::max<uint64_t>(options_.snapshot_bytes_per_second, 1)));
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    ctx.set_deadline(GrpcDeadline(timeout));
     {
       absl::MutexLock l(&mu_);
       if (stop_) return;
@@ -386,6 +416,9 @@ class GrpcTransport::Peer {
   const std::function<void(bool ok)> report_;
   std::thread thread_;
   std::thread watchdog_;
+  // Notified when the peer is being destroyed: wakes the backoff and the watchdog (timed
+  // waits on the monotonic clock, common/event.h).
+  Event stopping_;
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<Message> queue_ ABSL_GUARDED_BY(mu_);
@@ -433,7 +466,8 @@ GrpcTransport::~GrpcTransport() {
   }
   peers.clear();  // joins the sender threads outside mu_
   if (server_ != nullptr) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+    CloseInbound();
+    server_->Shutdown(GrpcDeadline(absl::Milliseconds(100)));
   }
 }
 
@@ -479,6 +513,8 @@ PeerStats GrpcTransport::peer_stats(uint64_t id) const {
 }
 
 InboundStats GrpcTransport::inbound_stats() const { return service_->stats(); }
+
+void GrpcTransport::CloseInbound() { service_->Close(); }
 
 void GrpcTransport::SetSnapshotReporter(SnapshotReporter reporter) {
   absl::MutexLock l(&mu_);

@@ -97,6 +97,11 @@ class GrpcTransport final : public Transport {
   void Send(std::vector<Message> msgs) override;
   void SetSnapshotReporter(SnapshotReporter reporter) override;
 
+  // Ends the inbound streams and snapshot transfers running now and refuses new ones
+  // (kUnavailable), for good. Call right before shutting down the gRPC server the service is
+  // on: peers never end their streams, so its Shutdown() would wait for them until its deadline.
+  void CloseInbound();
+
   // Zeroes for an unknown peer.
   PeerStats peer_stats(uint64_t id) const;
   InboundStats inbound_stats() const;

@@ -13,6 +13,8 @@
 #include "absl/synchronization/notification.h"
 #include "xxhash.h"
 
+#include "common/clock.h"
+#include "common/grpc_deadline.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "glog/logging.h"
@@ -163,6 +165,31 @@ TEST(GrpcTransportTest, ThreeNodesReplicateOverLoopback) {
     EXPECT_TRUE(Eventually([&] { return c.machine(id).items().size() == 1; })) << id;
     EXPECT_THAT(c.machine(id).items(), ElementsAre("over-grpc"));
   }
+}
+
+// A peer's stream never ends by itself: CloseInbound() ends it, so the server's Shutdown()
+// returns at once instead of waiting for it until its deadline (vigild's stop with peers up).
+TEST(GrpcTransportTest, CloseInboundEndsPeerStreamsSoShutdownIsPrompt) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  std::unique_ptr<GrpcTransport> receiver = GrpcTransport::CreateOn(&builder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  Inbox inbox;
+  receiver->SetHandler(inbox.handler());
+  ASSERT_OK_AND_ASSIGN(auto sender, GrpcTransport::Create("127.0.0.1:0"));
+  sender->AddPeer(2, Address(port));
+  Message hb;
+  hb.type = MessageType::kHeartbeat;
+  hb.to = 2;
+  sender->Send({hb});
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 1; }));  // the stream is open
+
+  receiver->CloseInbound();
+  const absl::Time start = RealClock::Get()->MonotonicNow();
+  server->Shutdown(GrpcDeadline(absl::Seconds(60)));
+  EXPECT_LT(RealClock::Get()->MonotonicNow() - start, absl::Seconds(30));
 }
 
 // A snapshot larger than one chunk travels in 1 MiB chunks and arrives whole.

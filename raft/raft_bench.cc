@@ -51,7 +51,7 @@ namespace {
 
 class CountingMachine : public StateMachine {
  public:
-  std::string Apply(uint64_t index, absl::string_view data) override { return ""; }
+  std::string Apply(uint64_t, uint64_t, absl::string_view) override { return ""; }
   absl::StatusOr<std::string> Snapshot() override { return std::string(); }
   absl::Status Restore(absl::string_view data) override { return absl::OkStatus(); }
 };

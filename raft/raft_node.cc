@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "common/event.h"
 #include "glog/logging.h"
 
 namespace vigil::raft {
@@ -12,13 +12,13 @@ namespace {
 // Result slot shared between a waiting caller and the loop thread's callback.
 template <typename T>
 struct Waiter {
-  absl::Notification done;
+  Event done;
   T result;
 };
 
 template <typename T>
 T WaitFor(const std::shared_ptr<Waiter<T>>& w, absl::Duration timeout, T on_timeout) {
-  if (!w->done.WaitForNotificationWithTimeout(timeout)) return on_timeout;
+  if (!w->done.WaitWithTimeout(timeout)) return on_timeout;
   return w->result;
 }
 
@@ -39,6 +39,11 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
     if (!s.ok()) return s;
   }
   std::unique_ptr<RaftNode> node(new RaftNode(options, *std::move(store), sm, transport));
+  // The committed log after the snapshot, applied before anyone reads the state machine: a
+  // restarted member serves its last committed state (its membership, its shard map) at once,
+  // not only once the loop thread got to it.
+  while (node->core_->HasReady()) node->HandleReady();
+  node->PublishStatus();
   transport->SetHandler([n = node.get()](Message m) { n->Receive(std::move(m)); });
   transport->SetSnapshotReporter([n = node.get()](uint64_t peer, bool ok) {
     n->Post([n, peer, ok] { n->core_->ReportSnapshot(peer, ok); });
@@ -67,9 +72,10 @@ RaftNode::RaftNode(const RaftNodeOptions& options, std::unique_ptr<LogStore> sto
 
 RaftNode::~RaftNode() {
   {
-    absl::MutexLock l(&mu_);
+    std::lock_guard<std::mutex> l(inbox_mu_);
     stop_ = true;
   }
+  inbox_cv_.notify_one();
   loop_.join();
   transport_->SetHandler(nullptr);
   transport_->SetSnapshotReporter(nullptr);
@@ -78,8 +84,11 @@ RaftNode::~RaftNode() {
 }
 
 void RaftNode::Post(std::function<void()> fn) {
-  absl::MutexLock l(&mu_);
-  inbox_.push_back(std::move(fn));
+  {
+    std::lock_guard<std::mutex> l(inbox_mu_);
+    inbox_.push_back(std::move(fn));
+  }
+  inbox_cv_.notify_one();
 }
 
 void RaftNode::Receive(Message m) {
@@ -105,6 +114,28 @@ absl::StatusOr<std::string> RaftNode::ProposeAndWait(std::string command, absl::
   });
   return WaitFor<absl::StatusOr<std::string>>(w, timeout,
                                               absl::DeadlineExceededError("proposal timed out"));
+}
+
+void RaftNode::ProposeFenced(uint64_t term, std::string command, ProposeCallback done) {
+  Post([this, term, command = std::move(command), done = std::move(done)]() mutable {
+    absl::StatusOr<LogPosition> pos = core_->ProposeFenced(term, std::move(command));
+    if (!pos.ok()) {
+      done(pos.status());
+      return;
+    }
+    proposals_[pos->index] = PendingProposal{pos->term, std::move(done), /*fenced=*/true};
+  });
+}
+
+absl::StatusOr<std::string> RaftNode::ProposeFencedAndWait(uint64_t term, std::string command,
+                                                           absl::Duration timeout) {
+  auto w = std::make_shared<Waiter<absl::StatusOr<std::string>>>();
+  ProposeFenced(term, std::move(command), [w](absl::StatusOr<std::string> r) {
+    w->result = std::move(r);
+    w->done.Notify();
+  });
+  return WaitFor<absl::StatusOr<std::string>>(
+      w, timeout, absl::DeadlineExceededError("fenced proposal timed out"));
 }
 
 absl::Status RaftNode::ProposeConfChangeAndWait(const ConfChange& cc, absl::Duration timeout) {
@@ -157,18 +188,23 @@ RaftStatus RaftNode::status() const {
 }
 
 void RaftNode::Run() {
-  absl::Time next_tick = clock_->Now() + options_.tick;
+  // Ticks on the monotonic clock: a wall clock stepping back must not stop heartbeats and
+  // elections, nor one stepping forward fire them all at once.
+  absl::Time next_tick = clock_->MonotonicNow() + options_.tick;
   for (;;) {
     std::vector<std::function<void()>> work;
     {
-      absl::MutexLock l(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !inbox_.empty(); };
-      mu_.AwaitWithDeadline(absl::Condition(&ready), next_tick);
+      std::unique_lock<std::mutex> l(inbox_mu_);
+      const absl::Duration wait = next_tick - clock_->MonotonicNow();
+      if (wait > absl::ZeroDuration()) {
+        inbox_cv_.wait_for(l, absl::ToChronoNanoseconds(wait),
+                           [this] { return stop_ || !inbox_.empty(); });
+      }
       if (stop_) return;
       work.swap(inbox_);
     }
     for (auto& fn : work) fn();
-    absl::Time now = clock_->Now();
+    absl::Time now = clock_->MonotonicNow();
     if (now >= next_tick) {
       core_->Tick();
       next_tick = std::max(next_tick + options_.tick, now);
@@ -225,7 +261,7 @@ void RaftNode::ApplyEntry(const Entry& e) {
   sm_->OnCommitted(e);
   std::string reply;
   if (e.type == EntryType::kNormal && !e.data.empty()) {
-    reply = sm_->Apply(e.index, e.data);
+    reply = sm_->Apply(e.index, e.term, e.data);
   } else if (e.type == EntryType::kConfChange) {
     absl::StatusOr<ConfChange> cc = ConfChange::Decode(e.data);
     CHECK(cc.ok()) << cc.status();
@@ -235,6 +271,9 @@ void RaftNode::ApplyEntry(const Entry& e) {
   if (it == proposals_.end()) return;
   if (it->second.term == e.term) {
     it->second.done(std::move(reply));
+  } else if (it->second.fenced) {
+    it->second.done(absl::FailedPreconditionError(absl::StrCat(
+        "fenced proposal of term ", it->second.term, " lost: the leadership of that term ended")));
   } else {
     it->second.done(absl::UnavailableError("proposal lost to a leader change; retry"));
   }
@@ -275,6 +314,7 @@ void RaftNode::PublishStatus() {
   status_.role = core_->role();
   status_.commit = core_->log().committed();
   status_.applied = core_->log().applied();
+  status_.leader_applied = core_->LeaderApplied();
   status_.conf = core_->conf_state();
 }
 

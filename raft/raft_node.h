@@ -8,10 +8,12 @@
 #ifndef VIGIL_RAFT_RAFT_NODE_H_
 #define VIGIL_RAFT_RAFT_NODE_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +46,7 @@ struct RaftNodeOptions {
   // The leader sends its appends while it fsyncs its own log (dissertation 10.2.1) instead of
   // after; it counts itself toward commitment only once its write is durable either way.
   bool parallel_leader_write = true;
-  // Drives ticks; RealClock if null. Not owned.
+  // Drives ticks (its MonotonicNow()); RealClock if null. Not owned.
   Clock* clock = nullptr;
 };
 
@@ -57,6 +59,9 @@ struct RaftStatus {
   uint64_t commit = 0;
   uint64_t applied = 0;
   uint64_t leader_changes = 0;
+  // Leader that has applied an entry of its own term (Raft::LeaderApplied): its state machine
+  // holds everything committed before its term.
+  bool leader_applied = false;
   ConfState conf;
 };
 
@@ -65,8 +70,10 @@ class RaftNode {
   using ProposeCallback = std::function<void(absl::StatusOr<std::string>)>;
 
   // Opens the log (kDataLoss if corrupt: the node refuses to start), restores the state machine
-  // from the latest snapshot, and starts the loop thread. `sm` and `transport` are not owned and
-  // must outlive the node; the node installs itself as the transport's handler.
+  // from the latest snapshot, applies the committed entries after it (so the state machine is
+  // at the persisted commit index when this returns), and starts the loop thread. `sm` and
+  // `transport` are not owned and must outlive the node; the node installs itself as the
+  // transport's handler.
   static absl::StatusOr<std::unique_ptr<RaftNode>> Open(const RaftNodeOptions& options,
                                                         StateMachine* sm, Transport* transport);
   RaftNode(const RaftNode&) = delete;
@@ -80,6 +87,13 @@ class RaftNode {
   void Propose(std::string command, ProposeCallback done);
   // Propose and wait; kDeadlineExceeded after `timeout` (the command may still apply).
   absl::StatusOr<std::string> ProposeAndWait(std::string command, absl::Duration timeout);
+  // A fenced proposal (Raft::ProposeFenced): accepted only while this node leads in `term`, never
+  // forwarded. `done` gets the reply once applied; kFailedPrecondition if this node does not lead
+  // in `term`, or if the entry was lost to a leader change (the leadership of `term` ended: the
+  // command never applies, and retrying it is pointless: recompute under the new term).
+  void ProposeFenced(uint64_t term, std::string command, ProposeCallback done);
+  absl::StatusOr<std::string> ProposeFencedAndWait(uint64_t term, std::string command,
+                                                   absl::Duration timeout);
   // A membership change (raft/core/types.h ConfChange), waited for until applied.
   absl::Status ProposeConfChangeAndWait(const ConfChange& cc, absl::Duration timeout);
   // Linearizable read barrier (ReadIndex): OK once this node has applied everything committed
@@ -114,6 +128,7 @@ class RaftNode {
   struct PendingProposal {
     uint64_t term;
     ProposeCallback done;
+    bool fenced = false;
   };
   std::map<uint64_t, PendingProposal> proposals_;  // by log index
   struct PendingRead {
@@ -125,9 +140,14 @@ class RaftNode {
   uint64_t next_read_ = 1;
   uint64_t last_leader_ = kNone;
 
+  // The inbox is a std::mutex and condition variable, not absl's: the loop's timed wait for
+  // the next tick must measure the monotonic clock (common/event.h says why).
+  std::mutex inbox_mu_;
+  std::condition_variable inbox_cv_;
+  std::vector<std::function<void()>> inbox_;  // guarded by inbox_mu_
+  bool stop_ = false;                         // guarded by inbox_mu_
+
   mutable absl::Mutex mu_;
-  std::vector<std::function<void()>> inbox_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   RaftStatus status_ ABSL_GUARDED_BY(mu_);
 
   std::thread loop_;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -104,6 +105,50 @@ TEST_F(RaftNodeTest, FollowerProposalNamesLeader) {
                        HasSubstr("leader=" + std::to_string(leader))));
 }
 
+// A fenced proposal of a leader that is cut off before it commits: a new leader is elected,
+// the old leader's entry is overwritten when it reconnects, and its proposer learns that the
+// leadership of its term ended (kFailedPrecondition, not a retryable kUnavailable). The command
+// never applies anywhere; the old term is refused from then on.
+TEST_F(RaftNodeTest, DeposedLeadersFencedProposalFailsAndNeverApplies) {
+  StartAll();
+  const uint64_t old_leader = WaitForLeader();
+  ASSERT_NE(old_leader, kNone);
+  ASSERT_TRUE(Eventually([&] { return nodes_[old_leader]->status().leader_applied; }));
+  const uint64_t old_term = nodes_[old_leader]->status().term;
+  ASSERT_THAT(nodes_[old_leader]->ProposeFencedAndWait(old_term, "in-term", kTimeout), IsOk());
+
+  net_.SetConnected(old_leader, false);
+  auto outcome = std::make_shared<absl::StatusOr<std::string>>(absl::UnknownError("pending"));
+  auto done = std::make_shared<absl::Notification>();
+  nodes_[old_leader]->ProposeFenced(old_term, "stale", [outcome, done](auto r) {
+    *outcome = std::move(r);
+    done->Notify();
+  });
+  uint64_t new_leader = kNone;
+  ASSERT_TRUE(Eventually([&] {
+    for (uint64_t id = 1; id <= 3; ++id) {
+      RaftStatus st = nodes_[id]->status();
+      if (id != old_leader && st.role == Role::kLeader && st.leader_applied) new_leader = id;
+    }
+    return new_leader != kNone;
+  }));
+  const uint64_t new_term = nodes_[new_leader]->status().term;
+  ASSERT_GT(new_term, old_term);
+  EXPECT_THAT(nodes_[new_leader]->ProposeFencedAndWait(old_term, "stale", kTimeout),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_THAT(nodes_[new_leader]->ProposeFencedAndWait(new_term, "fresh", kTimeout), IsOk());
+
+  net_.SetConnected(old_leader, true);
+  ASSERT_TRUE(done->WaitForNotificationWithTimeout(kTimeout));
+  EXPECT_THAT(*outcome, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lost")));
+  for (uint64_t id = 1; id <= 3; ++id) {
+    EXPECT_TRUE(Eventually([&] { return machines_[id]->items().size() == 2; })) << id;
+    EXPECT_THAT(machines_[id]->items(), ElementsAre("in-term", "fresh")) << id;
+  }
+  EXPECT_THAT(nodes_[old_leader]->ProposeFencedAndWait(old_term, "stale", kTimeout),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
 TEST_F(RaftNodeTest, FailoverAndRestartCatchUp) {
   StartAll();
   uint64_t old_leader = WaitForLeader();
@@ -148,6 +193,28 @@ TEST_F(RaftNodeTest, LaggingNodeCatchesUpFromSnapshot) {
   net_.SetConnected(lagging, true);
   EXPECT_TRUE(Eventually([&] { return machines_[lagging]->items().size() == 20; }));
   EXPECT_EQ(machines_[lagging]->items(), machines_[leader]->items());
+}
+
+TEST_F(RaftNodeTest, OpenAppliesTheCommittedLogBeforeReturning) {
+  StartAll();
+  uint64_t leader = WaitForLeader();
+  ASSERT_NE(leader, kNone);
+  ASSERT_THAT(nodes_[leader]->ProposeAndWait("a", kTimeout), IsOk());
+  ASSERT_THAT(nodes_[leader]->ProposeAndWait("b", kTimeout), IsOk());
+  uint64_t follower = leader == 1 ? 2 : 1;
+  ASSERT_TRUE(Eventually([&] { return machines_[follower]->items().size() == 2; }));
+  for (auto& n : nodes_) n.reset();  // the whole cluster stops
+  // Restarted alone, with a loop that never ticks and no peer to hear from: only Open() can
+  // have applied the log.
+  machines_[follower] = std::make_unique<ListMachine>();
+  RaftNodeOptions o = Options(follower);
+  o.tick = absl::Hours(1);
+  ASSERT_OK_AND_ASSIGN(nodes_[follower], RaftNode::Open(o, machines_[follower].get(),
+                                                         transports_[follower].get()));
+  EXPECT_THAT(machines_[follower]->items(), ElementsAre("a", "b"));
+  RaftStatus st = nodes_[follower]->status();
+  EXPECT_GE(st.commit, 2u);
+  EXPECT_EQ(st.applied, st.commit);
 }
 
 TEST_F(RaftNodeTest, CorruptLogRefusesToStart) {

@@ -21,7 +21,7 @@ inline constexpr absl::Duration kTimeout = absl::Seconds(30);
 // Appends each command to a list; replies with the list's new length.
 class ListMachine : public StateMachine {
  public:
-  std::string Apply(uint64_t index, absl::string_view data) override {
+  std::string Apply(uint64_t index, uint64_t term, absl::string_view data) override {
     absl::MutexLock l(&mu_);
     items_.emplace_back(data);
     return std::to_string(items_.size());

@@ -20,11 +20,15 @@ class StateMachine {
  public:
   virtual ~StateMachine() = default;
 
-  // Applies the committed command `data` at log `index` and returns the reply for its proposer.
-  // Must be deterministic: every replica applies the same commands in the same order and must
-  // reach the same state (use raft/session.h to make retried commands apply once). Errors that
-  // depend only on the command (bad input) belong in the reply, not in a crash.
-  virtual std::string Apply(uint64_t index, absl::string_view data) = 0;
+  // Applies the committed command `data` at log `index`, appended by the leader of `term`, and
+  // returns the reply for its proposer. Must be deterministic: every replica applies the same
+  // commands in the same order and must reach the same state (use raft/session.h to make retried
+  // commands apply once). Errors that depend only on the command (bad input) belong in the reply,
+  // not in a crash. `term` completes a fenced proposal (Raft::ProposeFenced): a command that
+  // names the term it was computed in is applied only if `term` is that term, i.e. only if the
+  // leader of that term appended it (one leader per term), never a copy forwarded to or
+  // re-proposed by a later leader; every replica sees the same `term`, so all decide alike.
+  virtual std::string Apply(uint64_t index, uint64_t term, absl::string_view data) = 0;
 
   // Called for every committed entry (normal, no-op and membership change), in log order, just
   // before it is applied: for observability (e.g. a digest of the committed log). Default: nothing.

@@ -29,7 +29,8 @@ struct ApiBackend {
   std::function<query::SeriesSource*(bool partial_response)> source_for;
   query::Engine* engine = nullptr;
   metrics::Registry* metrics = nullptr;
-  // False until storage has recovered: /-/ready answers 503 meanwhile.
+  // False until the node serves (storage recovered and, in a cluster, the control
+  // plane started): /-/ready answers 503 meanwhile.
   std::function<bool()> ready;
 };
 

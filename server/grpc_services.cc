@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_deadline.h"
 #include "common/matcher.h"
 #include "server/status_mapping.h"
 
@@ -93,12 +94,9 @@ grpc::Status IngestService::Write(grpc::ServerContext*, const vigil::v1::WriteRe
 
 absl::Duration QueryService::Timeout(grpc::ServerContext* ctx, int64_t timeout_ms) const {
   absl::Duration t = timeout_ms > 0 ? absl::Milliseconds(timeout_ms) : default_timeout_;
-  const absl::Time deadline = absl::FromChrono(ctx->deadline());
-  // gRPC reports "no deadline" as the far future.
-  const absl::Time now = clock_->Now();
-  if (deadline < now + absl::Hours(24 * 365)) {
-    t = std::min(t, std::max(absl::ZeroDuration(), deadline - now));
-  }
+  // On gRPC's monotonic clock: a wall-clock step must not shorten the query.
+  const absl::Duration left = GrpcTimeLeft(*ctx);
+  if (left != absl::InfiniteDuration()) t = std::min(t, std::max(absl::ZeroDuration(), left));
   return t;
 }
 

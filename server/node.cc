@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "alerting/file_replicator.h"
 #include "alerting/promql.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -81,34 +82,29 @@ class Node::RuleAppender final : public alerting::SampleAppender {
 class Node::CpReplicator final : public alerting::Replicator {
  public:
   explicit CpReplicator(cluster::ControlPlane* cp) : cp_(cp) {}
-  bool IsLeader() override { return cp_->raft_status().role == raft::Role::kLeader; }
+  // Once the leader applied its term's first entry it holds every state
+  // committed before its term.
+  uint64_t LeaderTerm() override {
+    const raft::RaftStatus st = cp_->raft_status();
+    return st.role == raft::Role::kLeader && st.leader_applied ? st.term : 0;
+  }
+  // A rule set may come in on any node (forwarded to the leader).
   void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
     absl::StatusOr<std::string> key = alerting::AlertingPayloadKey(bytes);
     if (!key.ok()) return done(key.status());
-    // A rule set may come in on any node (forwarded to the leader); alert state
-    // only from the leader, so a deposed leader's late evaluation is not committed.
-    if (bytes[0] == alerting::kAlertStatePayload && !IsLeader()) {
-      return done(absl::FailedPreconditionError("not the control-plane leader"));
-    }
     done(cp_->PutRegister(*key, bytes).status());
+  }
+  // Alert state only from the leader of `term`, and only in that term: a
+  // deposed leader's late evaluation is never forwarded nor committed.
+  void ProposeFenced(uint64_t term, std::string bytes,
+                     std::function<void(absl::Status)> done) override {
+    absl::StatusOr<std::string> key = alerting::AlertingPayloadKey(bytes);
+    if (!key.ok()) return done(key.status());
+    done(cp_->PutRegisterFenced(*key, bytes, term).status());
   }
 
  private:
   cluster::ControlPlane* const cp_;
-};
-
-// Without the Raft control plane this node is its own log: a payload is
-// "committed" by applying it here (not durable across restarts).
-class Node::LocalReplicator final : public alerting::Replicator {
- public:
-  void set_service(alerting::AlertingService* s) { service_ = s; }
-  bool IsLeader() override { return true; }
-  void Propose(std::string bytes, std::function<void(absl::Status)> done) override {
-    done(service_->OnCommitted(bytes));
-  }
-
- private:
-  alerting::AlertingService* service_ = nullptr;
 };
 
 absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view addr) {
@@ -213,7 +209,7 @@ absl::Status Node::StartHttp() {
     RETURN_IF_ERROR(CreateControlPlane());
     cluster::RegisterControlRoutes(http_.get(), control_plane_.get());
   }
-  CreateAlerting();
+  RETURN_IF_ERROR(CreateAlerting());
   alerting_->RegisterRoutes(http_.get());
   const auto& [host, port] = host_port;
   if (port == 0) {
@@ -308,21 +304,26 @@ absl::Status Node::CreateControlPlane() {
   return absl::OkStatus();
 }
 
-void Node::CreateAlerting() {
+absl::Status Node::CreateAlerting() {
   rule_querier_ = std::make_unique<alerting::EngineRuleQuerier>(&engine_, source_.get());
   rule_appender_ = std::make_unique<RuleAppender>(this);
-  LocalReplicator* local = nullptr;
+  alerting::FileReplicator* local = nullptr;
   if (control_plane_ != nullptr) {
     rule_replicator_ = std::make_unique<CpReplicator>(control_plane_.get());
   } else {
-    auto r = std::make_unique<LocalReplicator>();
+    // Without the Raft control plane this node is its own log, on disk.
+    ASSIGN_OR_RETURN(std::unique_ptr<alerting::FileReplicator> r,
+                     alerting::FileReplicator::Open(opts_.storage.dir + "/alerting"));
     local = r.get();
     rule_replicator_ = std::move(r);
   }
   alerting_ = std::make_unique<alerting::AlertingService>(
       opts_.alerting, opts_.storage.clock, rule_querier_.get(), rule_appender_.get(),
       rule_replicator_.get());
-  if (local != nullptr) local->set_service(alerting_.get());
+  if (local != nullptr) {
+    local->set_service(alerting_.get());
+    RETURN_IF_ERROR(local->Restore());
+  }
   if (control_plane_ != nullptr) {
     // Before the control plane starts, so that its replay reaches the service.
     control_plane_->SubscribeRegisters(
@@ -332,6 +333,7 @@ void Node::CreateAlerting() {
         });
   }
   alerting_->ExportMetrics(&metrics_);
+  return absl::OkStatus();
 }
 
 absl::Status Node::StartDataPlane() {

@@ -102,7 +102,6 @@ class Node {
   class ReadySource;
   class RuleAppender;
   class CpReplicator;
-  class LocalReplicator;
   explicit Node(const NodeOptions& opts);
 
   // What the HTTP and gRPC APIs serve from: this node's storage and engine.
@@ -117,8 +116,9 @@ class Node {
   absl::Status StartDataPlane();
   void RegisterMetrics();
   // Creates the AlertingService (before the HTTP routes are registered) and
-  // subscribes it to the control plane's alerting registers.
-  void CreateAlerting();
+  // subscribes it to the control plane's alerting registers, or restores a
+  // single node's alert state from <data_dir>/alerting (kDataLoss if corrupt).
+  absl::Status CreateAlerting();
   absl::StatusOr<storage::AppendResult> Append(const std::vector<storage::SeriesAppend>& batch);
   // This node's storage only, with the counters.
   absl::StatusOr<storage::AppendResult> AppendLocal(storage::TSDB* db,

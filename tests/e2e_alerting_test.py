@@ -21,6 +21,9 @@ Usage: e2e_alerting_test.py VIGILD VIGILCTL
   the control plane's registers).
 - The test writes e2e_metric=0: exactly one resolved notification, with the same
   startsAt as the firing one.
+- A single vigild (no --peers) with --rule_files keeps its alert state on disk:
+  killed with SIGKILL while an alert is pending, it restarts showing the same
+  activeAt (its `for` is not restarted) and the alert then fires.
 Every wait polls under a deadline; every process is killed by pid at exit.
 """
 
@@ -209,6 +212,12 @@ class Node(vigiltest.FixedPortVigild):
         return None
 
 
+class SingleNode(vigiltest.FixedPortVigild):
+    """A vigild without --peers."""
+
+    alerts = Node.alerts
+
+
 def vigilctl_apply(vigilctl, node, path):
     return subprocess.run([vigilctl, f"--http_addr=127.0.0.1:{node.http_port}", "rules", "apply",
                            path], capture_output=True, text=True, timeout=60)
@@ -384,6 +393,40 @@ def test(argv):
     assert sent is not None and sent >= 1, sent
     assert missed is not None, "vigil_rule_group_iterations_missed_total not exported"
     sink.close()
+    single_node_restart(vigild, work, deadline)
+
+
+def single_node_restart(vigild, work, deadline):
+    """A single node's pending alert keeps its activeAt across a SIGKILL and restart."""
+    rules_path = os.path.join(work, "single.yml")
+    with open(rules_path, "w") as f:
+        f.write(RULES.replace("e2e_metric", "single_metric"))
+    node = SingleNode(
+        vigild, (vigiltest.free_port(), vigiltest.free_port()),
+        extra_args=[f"--rule_files={rules_path}", "--evaluation_interval=1s"])
+    node.start()
+    series = [(vigiltest.series_labels("single_metric", instance="a"),
+               [(int(time.time() * 1000), 1.0)])]
+    assert node.remote_write(series, timeout=10)[0] == 204
+    found = None
+
+    def alert_in(states):
+        nonlocal found
+        found = next((a for a in node.alerts() or []
+                      if a["labels"].get("alertname") == ALERT and a["state"] in states), None)
+        return found is not None
+    vigiltest.wait_until(lambda: alert_in(("pending",)), deadline, "single node: pending",
+                         interval=0.1)
+    active_at = found["activeAt"]
+    node.kill9()
+    node.start()
+    assert alert_in(("pending", "firing")), f"no alert right after the restart: {node.alerts()}"
+    assert found["activeAt"] == active_at, (found["activeAt"], active_at)
+    vigiltest.wait_until(lambda: alert_in(("firing",)), deadline, "single node: firing",
+                         interval=0.1)
+    assert found["activeAt"] == active_at, (found["activeAt"], active_at)
+    log(f"single node: restarted while pending, kept activeAt {active_at}, then fired")
+    node.kill9()
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ class FakeNodes final : public ReplicaClient, public ReplicaReader {
   absl::Status Admit(NodeId n, absl::Time deadline) {
     auto d = delay_.find(n);
     if (d != delay_.end()) clock_->Advance(d->second);
-    if (clock_->Now() > deadline) return absl::DeadlineExceededError("fake deadline");
+    if (clock_->MonotonicNow() > deadline) return absl::DeadlineExceededError("fake deadline");
     switch (ModeOf(n)) {
       case Mode::kDown: return absl::UnavailableError(absl::StrCat("node ", n, " is down"));
       case Mode::kReject: return absl::InvalidArgumentError("bad labels");

@@ -133,6 +133,13 @@ class Raft {
   // Appends `data` on the leader. kFailedPrecondition (naming the leader) on a non-leader;
   // kUnavailable while a leadership transfer is in progress.
   absl::StatusOr<LogPosition> Propose(std::string data);
+  // A fenced proposal: appended only if this node leads in `term` (the term under which the
+  // proposer computed `data`), so the entry, if it ever commits, carries `term`. Never forwarded.
+  // kFailedPrecondition (naming the leader) if this node does not lead or leads another term;
+  // kUnavailable while a leadership transfer is in progress. The state machine completes the
+  // fence at apply time by comparing the entry's term with the one the command names (see
+  // StateMachine::Apply), which catches copies of the command that reached the log another way.
+  absl::StatusOr<LogPosition> ProposeFenced(uint64_t term, std::string data);
   // As Propose, for a membership change. Also kUnavailable if the leader has not committed an
   // entry of its term, if another change is uncommitted, or if a promoted learner has not caught
   // up; kInvalidArgument if the change does not apply to the current configuration.
@@ -169,6 +176,12 @@ class Raft {
   const Progress* progress(uint64_t id) const;
   uint64_t lead_transferee() const { return lead_transferee_; }
   bool Promotable() const;
+  // Leader that has applied an entry of its own term (its no-op): its state machine reflects
+  // every entry committed before its term, so state computed from it is not stale (6.4's
+  // first step, applied rather than merely committed).
+  bool LeaderApplied() const {
+    return role_ == Role::kLeader && term_start_index_ != 0 && log_.applied() >= term_start_index_;
+  }
   std::string DebugString() const;
   // Makes this node forget it recently heard from a leader (as after an election timeout).
   void ExpireLeaseForTesting() { election_elapsed_ = election_timeout_; }

@@ -26,6 +26,15 @@ absl::StatusOr<LogPosition> Raft::Propose(std::string data) {
   return AppendEntry(EntryType::kNormal, std::move(data));
 }
 
+absl::StatusOr<LogPosition> Raft::ProposeFenced(uint64_t term, std::string data) {
+  if (role_ != Role::kLeader || term != term_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fenced proposal for term ", term, " refused: term ", term_,
+                     role_ == Role::kLeader ? " (this node leads)" : "", "; leader=", leader_));
+  }
+  return Propose(std::move(data));
+}
+
 absl::StatusOr<LogPosition> Raft::ProposeConfChange(const ConfChange& cc) {
   if (role_ != Role::kLeader) return NotLeaderError();
   if (lead_transferee_ != kNone) {

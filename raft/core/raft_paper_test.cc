@@ -17,12 +17,6 @@ using ::testing::HasSubstr;
 using ::vigil::testing::IsOk;
 using ::vigil::testing::StatusIs;
 
-std::vector<std::string> AppliedData(const TestNode& n) {
-  std::vector<std::string> out;
-  for (const Entry& e : n.applied) out.push_back(e.data);
-  return out;
-}
-
 // Paper 5.2: a candidate that wins votes from a majority becomes leader; the others follow.
 TEST(RaftElectionTest, CandidateWithMajorityBecomesLeader) {
   TestNetwork net({1, 2, 3});

@@ -42,6 +42,13 @@ struct TestNode {
   uint64_t snapshots_installed = 0;
 };
 
+// The data of `n`'s applied entries, in apply order.
+inline std::vector<std::string> AppliedData(const TestNode& n) {
+  std::vector<std::string> out;
+  for (const Entry& e : n.applied) out.push_back(e.data);
+  return out;
+}
+
 class TestNetwork {
  public:
   // Founding members `ids`, all bootstrapped with the same configuration.
