@@ -37,7 +37,6 @@
 #include "alerting/rules.h"
 #include "common/clock.h"
 #include "common/event.h"
-#include "common/event.h"
 
 namespace httplib {
 class Server;
@@ -181,10 +180,6 @@ class AlertingService {
   // The last term whose fenced state write was refused: that leadership is over.
   uint64_t lost_term_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  // Notified with stop_: the loop's pause is a monotonic wait (common/event.h; an
-  // absl timed wait returns at once when the process' wall clock is behind the
-  // kernel's, as under libfaketime, and the loop would spin).
-  Event stop_event_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   // Notified with stop_: the loop's pause is a monotonic wait (common/event.h; an
   // absl timed wait returns at once when the process' wall clock is behind the
