@@ -91,7 +91,12 @@ DataPlane::DataPlane(DataPlaneOptions opts, storage::TSDB* tsdb, AppendFn local_
       local_append_(local_append),
       current_map_(std::move(current_map)),
       local_(std::move(local_append), tsdb, &storage::ShardOf, opts_.num_shards),
-      remote_(std::move(address), opts_.grpc),
+      remote_(std::move(address),
+              [this] {
+                GrpcReplicaClientOptions g = opts_.grpc;
+                g.clock = opts_.clock;
+                return g;
+              }()),
       router_(std::make_unique<Router>(opts_.self, &local_append_, &local_, &remote_)),
       hints_(opts_.hints, opts_.clock),
       writer_(
@@ -135,19 +140,17 @@ void DataPlane::Stop() {
   // Writes still waiting for replicas are failed (their callbacks run now).
   while (writer_.inflight() > 0) {
     writer_.ExpireOverdue();
+  stop_event_.Notify();
     if (writer_.inflight() == 0) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
 
 void DataPlane::Loop(absl::Duration interval, const std::function<void()>& work) {
-  absl::MutexLock l(&mu_);
-  while (!stopping_) {
-    mu_.Unlock();
+  // Real (monotonic) time on purpose: this is the I/O shell, and Stop() wakes it.
+  while (!stop_event_.HasBeenNotified()) {
     work();
-    mu_.Lock();
-    // Real time on purpose: this is the I/O shell, and Stop() wakes it.
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval);
+    stop_event_.WaitWithTimeout(interval);
   }
 }
 
@@ -230,7 +233,7 @@ AntiEntropyStats DataPlane::AntiEntropyOnce() {
       continue;
     }
     ++stats.shards_checked;
-    const absl::Time deadline = opts_.clock->Now() + opts_.anti_entropy_call_timeout;
+    const absl::Time deadline = opts_.clock->MonotonicNow() + opts_.anti_entropy_call_timeout;
     DigestFn digest = [&](NodeId node, TimeRange r) -> absl::StatusOr<uint64_t> {
       if (node == opts_.self) return tsdb_->ShardDigest(shard, r.mint, r.maxt);
       return remote_.ShardDigest(node, shard, r, deadline);
@@ -246,7 +249,7 @@ AntiEntropyStats DataPlane::AntiEntropyOnce() {
       }
       ++stats.transfers;
       absl::Status s = remote_.ExportShard(
-          t.from, shard, t.range, opts_.clock->Now() + opts_.anti_entropy_call_timeout,
+          t.from, shard, t.range, opts_.clock->MonotonicNow() + opts_.anti_entropy_call_timeout,
           [&](std::vector<Series> batch) -> absl::Status {
             absl::StatusOr<storage::AppendResult> r = local_append_(ToSeriesAppends(batch));
             if (!r.ok()) return r.status();

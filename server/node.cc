@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "alerting/file_replicator.h"
 #include "alerting/promql.h"
+#include "common/grpc_deadline.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/security/server_credentials.h"
@@ -20,12 +21,13 @@
 
 namespace vigil::server {
 
-// The TSDB as a SeriesSource, answering kUnavailable until storage has recovered.
+// The TSDB as a SeriesSource, answering kUnavailable until the node serves.
 class Node::ReadySource final : public query::SeriesSource {
  public:
   // In cluster mode `cluster` is set (before `tsdb`) and reads fan out through it.
-  ReadySource(std::atomic<storage::TSDB*>* tsdb, std::atomic<query::SeriesSource*>* cluster)
-      : tsdb_(tsdb), cluster_(cluster) {}
+  ReadySource(std::atomic<storage::TSDB*>* tsdb, std::atomic<query::SeriesSource*>* cluster,
+              const std::atomic<bool>* serving)
+      : tsdb_(tsdb), cluster_(cluster), serving_(serving) {}
 
   absl::StatusOr<query::SelectResult> Select(const query::SelectHints& hints,
                                              const std::vector<LabelMatcher>& m) override {
@@ -47,6 +49,7 @@ class Node::ReadySource final : public query::SeriesSource {
   absl::StatusOr<query::SeriesSource*> Get() const {
     storage::TSDB* db = tsdb_->load();
     if (db == nullptr) return absl::UnavailableError("storage is still recovering");
+    if (!serving_->load()) return absl::UnavailableError("the node is starting");
     query::SeriesSource* cluster = cluster_->load();
     if (cluster != nullptr) return cluster;
     return db;
@@ -55,6 +58,7 @@ class Node::ReadySource final : public query::SeriesSource {
  private:
   std::atomic<storage::TSDB*>* const tsdb_;
   std::atomic<query::SeriesSource*>* const cluster_;
+  const std::atomic<bool>* const serving_;
 };
 
 // Recording-rule results, ALERTS and ALERTS_FOR_STATE go in like any write
@@ -132,7 +136,7 @@ int64_t ProcessRssBytes() {
 
 Node::Node(const NodeOptions& opts)
     : opts_(opts), start_time_(opts.storage.clock->Now()), engine_(opts.engine) {
-  source_ = std::make_unique<ReadySource>(&tsdb_, &cluster_source_ptr_);
+  source_ = std::make_unique<ReadySource>(&tsdb_, &cluster_source_ptr_, &serving_);
   appended_ = metrics_.GetCounter("vigil_samples_appended_total", "Samples newly stored.");
   duplicates_ = metrics_.GetCounter("vigil_samples_duplicate_total",
                                     "Samples that repeated a stored sample (accepted).");
@@ -153,6 +157,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeOptions& opts) {
     return s;
   }
   node->retention_thread_ = std::thread([n = node.get()] { n->RetentionLoop(); });
+  node->serving_.store(true);
   LOG(INFO) << "vigild node " << opts.node_id << " serving HTTP on port " << node->http_port_
             << ", gRPC on port " << node->grpc_port_;
   return node;
@@ -164,6 +169,7 @@ absl::StatusOr<storage::AppendResult> Node::Append(
     const std::vector<storage::SeriesAppend>& batch) {
   storage::TSDB* db = tsdb_.load();
   if (db == nullptr) return absl::UnavailableError("storage is still recovering");
+  if (!serving_.load()) return absl::UnavailableError("the node is starting");
   // Set before tsdb_, constant after: in a cluster every write is replicated.
   if (data_plane_ != nullptr) return data_plane_->Write(batch);
   return AppendLocal(db, batch);
@@ -189,7 +195,7 @@ ApiBackend Node::Backend() {
   };
   backend.engine = &engine_;
   backend.metrics = &metrics_;
-  backend.ready = [this] { return tsdb_.load() != nullptr; };
+  backend.ready = [this] { return serving_.load(); };
   return backend;
 }
 
@@ -411,13 +417,14 @@ void Node::RegisterMetrics() {
       "vigil_storage_recovery_seconds", "How long opening storage took at start.");
   metrics::Gauge* rss = metrics_.GetGauge("process_resident_memory_bytes",
                                           "Resident memory size in bytes.");
-  metrics::Gauge* ready = metrics_.GetGauge("vigil_ready", "1 once storage has recovered.");
+  metrics::Gauge* ready = metrics_.GetGauge(
+      "vigil_ready", "1 once the node serves (storage recovered, control plane started).");
   metrics_.GetGauge("vigil_build_info", "Build information.", {{"version", opts_.version}})
       ->Set(1);
   metrics_.AddCollectHook([=, this] {
     rss->Set(static_cast<double>(ProcessRssBytes()));
     storage::TSDB* db = tsdb_.load();
-    ready->Set(db != nullptr ? 1 : 0);
+    ready->Set(serving_.load() ? 1 : 0);
     if (db == nullptr) return;
     const storage::Stats st = db->GetStats();
     series->Set(static_cast<double>(st.series));
@@ -434,9 +441,7 @@ void Node::RetentionLoop() {
       "vigil_retention_partitions_dropped_total", "Time partitions dropped by retention.");
   metrics::Counter* failures =
       metrics_.GetCounter("vigil_retention_failures_total", "Failed retention runs.");
-  absl::MutexLock l(&mu_);
-  while (!stopping_) {
-    mu_.Unlock();
+  do {
     absl::StatusOr<int> n = tsdb_.load()->ApplyRetention();
     if (n.ok()) {
       dropped->Inc(*n);
@@ -445,19 +450,14 @@ void Node::RetentionLoop() {
       failures->Inc();
       LOG(WARNING) << "retention failed: " << n.status();
     }
-    mu_.Lock();
-    // Real time on purpose: this is the I/O shell, and Stop() wakes it.
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), opts_.retention_interval);
-  }
+    // Real (monotonic) time on purpose: this is the I/O shell, and Stop() wakes it.
+  } while (!stopping_.WaitWithTimeout(opts_.retention_interval));
 }
 
 absl::Status Node::Stop() {
   if (stopped_) return absl::OkStatus();
   stopped_ = true;
-  {
-    absl::MutexLock l(&mu_);
-    stopping_ = true;
-  }
+  stopping_.Notify();
   // Stop accepting first; in-flight requests finish before the calls return.
   if (http_ != nullptr) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
@@ -465,7 +465,10 @@ absl::Status Node::Stop() {
   // plane, whose apply thread hands it committed payloads, is gone.
   if (alerting_ != nullptr) alerting_->Stop();
   if (grpc_ != nullptr) {
-    grpc_->Shutdown(absl::ToChronoTime(RealClock::Get()->Now() + absl::Seconds(10)));
+    // Peers' Raft streams into this node never end by themselves: without this
+    // Shutdown() waited for them until its deadline (10 s with peers up).
+    if (control_plane_ != nullptr) control_plane_->CloseInbound();
+    grpc_->Shutdown(GrpcDeadline(kGrpcShutdownGrace));
   }
   if (retention_thread_.joinable()) retention_thread_.join();
   // After gRPC: in-flight API writes still needed it.

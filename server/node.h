@@ -23,6 +23,7 @@
 #include "cluster/control_plane.h"
 #include "cluster/data_plane.h"
 #include "cluster/replica_service.h"
+#include "common/event.h"
 #include "grpcpp/server.h"
 #include "query/engine.h"
 #include "server/grpc_services.h"
@@ -75,17 +76,22 @@ struct NodeOptions {
 class Node {
  public:
   // Binds the HTTP port first (so /-/healthy answers and /-/ready says 503 while
-  // storage recovers), opens storage, then serves gRPC and starts the retention
-  // loop. kInvalidArgument for a bad address; kUnavailable if a port cannot be
-  // bound; storage's errors from TSDB::Open.
+  // storage recovers), opens storage, then serves gRPC, starts the control plane
+  // (a cluster member applies its persisted Raft state: a restarted member knows
+  // its shard map) and the retention loop. /-/ready says 200, and API writes and
+  // reads are served, only once all of that is done. kInvalidArgument for a bad
+  // address; kUnavailable if a port cannot be bound; storage's errors from
+  // TSDB::Open.
   static absl::StatusOr<std::unique_ptr<Node>> Start(const NodeOptions& opts);
   // Stop()s if still running.
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Stops accepting requests, lets in-flight ones finish, stops the retention
-  // loop and flushes storage. Idempotent. Returns the flush's status.
+  // Stops accepting requests, lets in-flight ones finish (gRPC calls get
+  // kGrpcShutdownGrace, then are cancelled; peers' Raft streams are closed at
+  // once), stops the retention loop and flushes storage. Idempotent. Returns
+  // the flush's status.
   absl::Status Stop();
 
   int http_port() const { return http_port_; }
@@ -169,10 +175,14 @@ class Node {
   std::atomic<storage::TSDB*> tsdb_{nullptr};
   std::unique_ptr<storage::TSDB> storage_owner_;
 
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Everything started: /-/ready, API writes and reads.
+  std::atomic<bool> serving_{false};
+  Event stopping_;        // wakes the retention loop (a monotonic timed wait)
   bool stopped_ = false;  // Stop() ran; touched only by the owning thread.
 };
+
+// How long in-flight gRPC calls may run on after Node::Stop() begins.
+inline constexpr absl::Duration kGrpcShutdownGrace = absl::Seconds(3);
 
 // Splits "host:port" (the last ':' separates); kInvalidArgument otherwise.
 absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view addr);
