@@ -96,6 +96,63 @@ class Receiver:
         self.server.server_close()
 
 
+class Proxy:
+    """Between the nodes and Alertmanager: forwards every POST and records who sent
+    what (process "alertmanager", f "sent", node from the source address), so a
+    stale or duplicate notification can be traced to the node that sent it."""
+
+    def __init__(self, history, listen_ip, target_port, node_of_ip):
+        self.history = history
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    alerts = [_trim(a) for a in json.loads(body)]
+                except (ValueError, TypeError, AttributeError):
+                    alerts = None
+                status, reply = proxy.forward(self.path, body, self.headers)
+                proxy.history.add(type="info", process="alertmanager", f="sent",
+                                  node=node_of_ip(self.client_address[0]),
+                                  value={"alerts": alerts, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.target_port = target_port
+        self.server = http.server.ThreadingHTTPServer((listen_ip, 0), Handler)
+        self.ip, self.port = listen_ip, self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                       name="am-proxy")
+        self.thread.start()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.ip, self.port)
+
+    def forward(self, path, body, headers):
+        conn = http.client.HTTPConnection("127.0.0.1", self.target_port, timeout=10)
+        try:
+            conn.request("POST", path, body=body,
+                         headers={"Content-Type": headers.get("Content-Type",
+                                                              "application/json")})
+            res = conn.getresponse()
+            return res.status, res.read()
+        except (OSError, http.client.HTTPException) as e:
+            return 502, repr(e).encode()
+        finally:
+            conn.close()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Alertmanager:
     def __init__(self, binary, listen_ip, state_dir, log_path, receiver_port):
         self.binary = binary

@@ -90,13 +90,18 @@ class AlertsWorkload:
                 "alerts: prometheus-alertmanager is not installed (tools/install-deps)")
         receiver = am_mod.Receiver(run.history)
         run.cleanups.append(receiver.close)
-        am = am_mod.Alertmanager(binary, run.net.host_ip, run.state_dir,
+        # Alertmanager on loopback; the nodes reach it through a recording proxy
+        # on the bridge's host address (the only address their namespaces route to).
+        am = am_mod.Alertmanager(binary, "127.0.0.1", run.state_dir,
                                  os.path.join(run.out_dir, "alertmanager.log"), receiver.port)
         run.cleanups.append(am.stop)
         am.start()
         if not am.wait_ready(60):
             raise RuntimeError("alertmanager did not become ready in 60s; see %s"
                                % am.log_path)
+        ids = {ip: i for i, ip in run.net.ips.items()}
+        proxy = am_mod.Proxy(run.history, run.net.host_ip, am.port, ids.get)
+        run.cleanups.append(proxy.close)
         rules = os.path.join(run.state_dir, "alerts-rules.yml")
         with open(rules, "w") as f:
             f.write("""groups:
@@ -109,13 +114,14 @@ class AlertsWorkload:
         labels:
           run: %s
 """ % (INTERVAL_S, ALERT, METRIC, run.tag, FOR_S, run.tag))
-        run.alerting = {"am": am, "receiver": receiver, "rules": rules,
+        run.alerting = {"am": am, "proxy": proxy, "receiver": receiver, "rules": rules,
                         "wall0": time.time() - run.now()}
         run.history.add(type="info", process="harness", f="alertmanager",
-                        value={"url": am.url, "receiver_port": receiver.port,
+                        value={"url": proxy.url, "alertmanager": am.url,
+                               "receiver_port": receiver.port,
                                "wall0": run.alerting["wall0"], "for_s": FOR_S,
                                "interval_s": INTERVAL_S, "resend_delay_s": RESEND_DELAY_S})
-        return ["--alertmanager_url=" + am.url, "--rule_files=" + rules,
+        return ["--alertmanager_url=" + proxy.url, "--rule_files=" + rules,
                 "--evaluation_interval=%ds" % INTERVAL_S,
                 "--alert_resend_delay=%ds" % RESEND_DELAY_S,
                 "--external_url=http://jepsen.invalid:9401"]
@@ -276,6 +282,11 @@ class AlertsWorkload:
         res["ops_ok"] = sum(1 for e in writes if e["type"] == "ok")
         res["resend_delay_s"] = RESEND_DELAY_S
         res["active_at_seen"] = self._active_at_seen()
+        sent = {}
+        for e in run.history.events:
+            if e.get("process") == "alertmanager" and e.get("f") == "sent":
+                sent[str(e.get("node"))] = sent.get(str(e.get("node")), 0) + 1
+        res["posts_by_node"] = sent  # every POST to Alertmanager, by the node that sent it
         # Reported, not a verdict: a deposed leader's uncommitted state shows too.
         res["episodes_with_several_active_at"] = sum(
             1 for v in res["active_at_seen"].values() if len(v) > 1)
@@ -313,7 +324,8 @@ def recheck(events, windows, observed_until=None):
     episodes = [e["value"] for e in events
                 if e.get("process") == "harness" and e.get("f") == "episode"]
     notes = [{"time": e["time"], "status": e["value"]["status"], "alerts": e["value"]["alerts"]}
-             for e in events if e.get("process") == "alertmanager"]
+             for e in events
+             if e.get("process") == "alertmanager" and e.get("f") == "notification"]
     params = {"for_s": rig["for_s"], "interval_s": rig["interval_s"], "wall0": rig["wall0"],
               "alertname": ALERT,
               "observed_until": observed_until or max(e["time"] for e in events)}

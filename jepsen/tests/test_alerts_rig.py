@@ -1,6 +1,6 @@
 """The alerts workload's parts without vigild or root: the episode schedule, and a
-real Alertmanager with the harness's config and webhook receiver (skipped when
-prometheus-alertmanager is not installed)."""
+real Alertmanager with the harness's config, recording proxy and webhook receiver
+(skipped when prometheus-alertmanager is not installed)."""
 
 import http.client
 import json
@@ -60,6 +60,10 @@ class AlertmanagerRigTest(unittest.TestCase):
         self.am.start()
         self.addCleanup(self.am.stop)
         self.assertTrue(self.am.wait_ready(WAIT_S), self._log())
+        # The nodes' way in: a recording proxy (a node id from the source address).
+        self.proxy = am_mod.Proxy(self.history, "127.0.0.1", self.am.port,
+                                  {"127.0.0.1": 7}.get)
+        self.addCleanup(self.proxy.close)
 
     def _log(self):
         with open(os.path.join(self.dir, "am.log"), errors="replace") as f:
@@ -68,7 +72,7 @@ class AlertmanagerRigTest(unittest.TestCase):
     def post(self, episode, starts, ends):
         alert = {"labels": {"alertname": "JepsenSignal", "episode": str(episode)},
                  "startsAt": rfc3339(starts), "endsAt": rfc3339(ends)}
-        conn = http.client.HTTPConnection(self.am.ip, self.am.port, timeout=10)
+        conn = http.client.HTTPConnection(self.proxy.ip, self.proxy.port, timeout=10)
         try:
             conn.request("POST", "/api/v2/alerts", body=json.dumps([alert]),
                          headers={"Content-Type": "application/json"})
@@ -104,6 +108,10 @@ class AlertmanagerRigTest(unittest.TestCase):
         self.assertEqual(len(self.calls(2, "firing")), 1, self.receiver.snapshot())
         for n in self.receiver.snapshot():
             self.assertEqual(len(n["alerts"]), 1, n)  # grouped by episode
+        sent = [e for e in self.history.events if e.get("f") == "sent"]
+        self.assertEqual(len(sent), 4)  # every post, recorded with its sender and answer
+        self.assertTrue(all(e["node"] == 7 and e["value"]["status"] == 200 for e in sent), sent)
+        self.assertEqual(sent[0]["value"]["alerts"][0]["labels"]["episode"], "1")
         # The checker reads Alertmanager's own payloads (Go's time format) as they come.
         wall0 = time.time() - self.history.now()
         t_fire = fired - wall0
