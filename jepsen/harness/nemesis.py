@@ -19,6 +19,9 @@ the run's time is up; stop() heals whatever is still active.
   membership-kill a membership change, and while its shards move, kill -9 one
                   member (the new node, the leaving one, the leader: any);
                   healed = restarted, then settled
+  membership-partition  a membership change, and while its shards move, one
+                  member (any) isolated from the others; healed = rules
+                  flushed, then settled
   all             kill, pause, partition (and clock ones with --faketime)
   a,b,...         the listed ones in turn, one per fault (e.g. kill,partition)
 """
@@ -34,8 +37,8 @@ PARTITIONS = ["partition-halves", "partition-one", "partition-leader", "partitio
               "partition-bridge"]
 CLOCKS = ["clock-skew", "clock-strobe"]
 SIMPLE = ["none", "kill", "kill-and-wipe", "pause", "partition", "membership",
-          "membership-kill", "all"]
-MEMBERSHIP = ["membership", "membership-kill"]
+          "membership-kill", "membership-partition", "all"]
+MEMBERSHIP = ["membership", "membership-kill", "membership-partition"]
 ALL_NEMESES = SIMPLE + PARTITIONS + CLOCKS
 MIN_MEMBERS = 3  # the replication factor: never fewer members than replicas
 SPARE_SLOTS = 2  # namespaces prepared for nodes added during a membership run
@@ -730,7 +733,10 @@ class Nemesis:
         desc = dict(value, add=op["add"]) if what == "replace" else value
         return desc, lambda: self._finish_removal(op, victim, t_out), name
 
-    def _start_membership_kill(self):
+    def _membership_with(self, label, fault):
+        """A membership change, then fault(op, victim) -> (key, undo) on one
+        running member while its shards move; heal = undo() (None, or why it
+        failed), then settled. The window is named <change>+<label>."""
         res = self._start_membership()
         op = self._op if res is not None else None
         if op is None or "type" in op:  # skipped, or already over (refused, broken)
@@ -740,16 +746,34 @@ class Nemesis:
         if not running:
             return res
         victim = self.rng.choice(running)
-        node = self.run.nodes[victim]
-        node.kill()
-        op["killed"] = victim
+        what, undo = fault(op, victim)
 
-        def heal_then_settle():
-            node.start()
-            if not node.wait_ready(self.run.cfg.ready_timeout):
-                return self._broken(op, "node %d not ready after its restart" % victim)
-            return heal()
-        return dict(desc, killed=victim), heal_then_settle, name + "+kill"
+        def undo_then_settle():
+            why = undo()
+            return self._broken(op, why) if why else heal()
+        return dict(desc, **{what: victim}), undo_then_settle, "%s+%s" % (name, label)
+
+    def _start_membership_kill(self):
+        def kill(op, victim):
+            node = self.run.nodes[victim]
+            node.kill()
+            op["killed"] = victim
+
+            def restart():
+                node.start()
+                if not node.wait_ready(self.run.cfg.ready_timeout):
+                    return "node %d not ready after its restart" % victim
+                return None
+            return "killed", restart
+        return self._membership_with("kill", kill)
+
+    def _start_membership_partition(self):
+        def isolate(op, victim):
+            others = [i for i in self.book.members() if i != victim]
+            self._partition(grudge_isolate(others + [victim], victim), "isolate %d" % victim)
+            op["isolated"] = victim
+            return "isolated", self.run.net.heal  # returns None
+        return self._membership_with("partition", isolate)
 
     def membership_intervals(self):
         """{node id: {"added": t or None (a founder), "removed": t or None}}."""

@@ -352,6 +352,23 @@ class FlowTest(unittest.TestCase):
             self.assertEqual(run.stopped, [2])  # restarted if it was the victim, then stopped
             self.assertEqual(sorted(i for i, n in run.all_nodes.items() if n.alive()), [1, 3, 4])
 
+    def test_membership_partition_isolates_a_member_while_shards_move(self):
+        run, nem = self.make(n=4, kind="membership-partition")
+        grudges, heals = [], []
+        run.net = types.SimpleNamespace(apply_grudge=grudges.append,
+                                        heal=lambda: heals.append(run.now()))
+        self.change(nem, ("replace", 2))
+        victim = nem.membership_ops[0]["isolated"]
+        self.assertIn(victim, [1, 2, 3, 4, 5])
+        slot = run.all_nodes[victim].slot
+        self.assertEqual(len(grudges), 1)
+        self.assertEqual(grudges[0][slot], {run.all_nodes[i].slot for i in [1, 2, 3, 4, 5]
+                                            if i != victim})
+        self.assertEqual(len(heals), 1)
+        self.assertEqual(nem.windows[0][2], "membership-replace+partition")
+        self.assertEqual(self.nemesis_events(run)[-1], ("ok", "replace-node"))
+        self.assertEqual(sorted(run.nodes), [1, 3, 4, 5])
+
     def test_membership_kill_skips_the_kill_when_the_change_was_refused(self):
         run, nem = self.make(n=4, kind="membership-kill")
         run.cluster.remove_outcome = ("fail", "no member 2")
