@@ -306,8 +306,9 @@ class Run:
 
     def membership_unsupported(self):
         ctl = find_binary(self.cfg.vigilctl, "vigilctl", "tools")
-        if ctl is None:
-            return "membership: no vigilctl binary found (build tools/vigilctl)"
+        if ctl is None or not os.access(ctl, os.X_OK):
+            return "membership: no vigilctl binary %s(build tools/vigilctl)" % (
+                "at %s " % ctl if ctl else "")
         # Without a subcommand it lists them (no RPC is made).
         res = subprocess.run([ctl, "--addr=127.0.0.1:1", "cluster"], capture_output=True,
                              text=True, timeout=30)
