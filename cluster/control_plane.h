@@ -231,6 +231,8 @@ class ControlPlane {
   std::string GrpcAddressOf(NodeId id) const;
   vigil::v1::ClusterAdmin::Stub* StubFor(NodeId id);
   void ExportMetrics();
+  // Per-peer raft::PeerStats and the inbound snapshot counts, as gauges.
+  void ExportTransportMetrics(const raft::ConfState& conf);
 
   const ControlPlaneOptions options_;
   std::unique_ptr<Machine> machine_;

@@ -377,6 +377,38 @@ void ControlPlane::ExportMetrics() {
         ->Inc(st.leader_changes - exported_leader_changes_);
     exported_leader_changes_ = st.leader_changes;
   }
+  ExportTransportMetrics(st.conf);
+}
+
+void ControlPlane::ExportTransportMetrics(const raft::ConfState& conf) {
+  metrics::Registry* reg = options_.metrics;
+  std::vector<NodeId> peers = conf.voters;
+  peers.insert(peers.end(), conf.learners.begin(), conf.learners.end());
+  for (NodeId id : peers) {
+    if (id == options_.node_id) continue;
+    const raft::PeerStats ps = transport_->peer_stats(id);
+    const metrics::LabelPairs peer = {{"peer", std::to_string(id)}};
+    const std::pair<const char*, uint64_t> counts[] = {
+        {"vigil_raft_transport_sent_total", ps.sent},
+        {"vigil_raft_transport_send_failures_total", ps.send_failures},
+        {"vigil_raft_transport_dropped_total", ps.dropped},
+        {"vigil_raft_transport_timeouts_total", ps.timeouts},
+        {"vigil_raft_transport_snapshots_sent_total", ps.snapshots_sent},
+        {"vigil_raft_transport_snapshot_failures_total", ps.snapshot_failures},
+        {"vigil_raft_transport_queued_messages", ps.queued_messages},
+    };
+    for (const auto& [name, value] : counts) {
+      reg->GetGauge(name, "Raft messages to a peer (raft::PeerStats).", peer)
+          ->Set(static_cast<double>(value));
+    }
+  }
+  const raft::InboundStats in = transport_->inbound_stats();
+  reg->GetGauge("vigil_raft_transport_snapshots_received_total",
+                "Raft snapshots received whole and verified.")
+      ->Set(static_cast<double>(in.snapshots_received));
+  reg->GetGauge("vigil_raft_transport_snapshots_rejected_total",
+                "Raft snapshot transfers discarded (torn, oversized, corrupt).")
+      ->Set(static_cast<double>(in.snapshots_rejected));
 }
 
 }  // namespace vigil::cluster

@@ -232,6 +232,13 @@ TEST_F(ControlPlaneTest, ElectsLeaderAndFormsShardMap) {
   ASSERT_NE(seen, nullptr);
   EXPECT_TRUE(MapPlacedOn(*seen, {1, 2, 3}, 3));
   EXPECT_THAT(metrics_.Expose(), ::testing::HasSubstr("vigil_raft_term"));
+  // The reconcile loop exports the transport's counters per peer.
+  const std::string peer = absl::StrCat("{peer=\"", leader == 1 ? 2 : 1, "\"}");
+  EXPECT_TRUE(Eventually([&] {
+    const std::string text = metrics_.Expose();
+    return text.find("vigil_raft_transport_sent_total" + peer) != std::string::npos &&
+           text.find("vigil_raft_transport_send_failures_total" + peer) != std::string::npos;
+  }));
 }
 
 TEST_F(ControlPlaneTest, RegistersAreLinearizableThroughAnyNode) {

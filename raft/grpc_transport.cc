@@ -206,10 +206,13 @@ class GrpcTransport::Service final : public pb::RaftTransport::Service {
 // thread (the watchdog) cancels a stream write that outlives message_timeout.
 class GrpcTransport::Peer {
  public:
-  // `report` is told the outcome of each snapshot transfer.
+  // `report` is told the outcome of each snapshot transfer, `unreachable` of each failed stream.
   Peer(std::string address, const GrpcTransportOptions& options,
-       std::function<void(bool ok)> report)
-      : address_(std::move(address)), options_(options), report_(std::move(report)) {
+       std::function<void(bool ok)> report, std::function<void()> unreachable)
+      : address_(std::move(address)),
+        options_(options),
+        report_(std::move(report)),
+        unreachable_(std::move(unreachable)) {
     thread_ = std::thread([this] { Run(); });
     watchdog_ = std::thread([this] { Watchdog(); });
   }
@@ -279,20 +282,27 @@ class GrpcTransport::Peer {
         ++sent;
       }
       if (ok) {
+        absl::MutexLock l(&mu_);
+        stats_.sent += sent;
         backoff = absl::Milliseconds(10);
         continue;
       }
-      // The stream broke or timed out: drop what is queued, back off, reconnect on the next
-      // message.
+      // The stream broke or timed out: drop what is queued, tell Raft (the leader probes this
+      // peer instead of pipelining into the void), back off, reconnect on the next message.
       if (writer != nullptr) writer->Finish();
       writer.reset();
+      bool stopping;
       {
         absl::MutexLock l(&mu_);
         ctx_.reset();
+        stats_.sent += sent;
         stats_.dropped += batch.size() - sent + queue_.size();
         queue_.clear();
         stats_.queued_bytes = 0;
+        stopping = stop_;
+        if (!stopping) ++stats_.send_failures;
       }
+      if (!stopping) unreachable_();
       stopping_.WaitWithTimeout(backoff);
       backoff = std::min(backoff * 2, absl::Seconds(1));
     }
@@ -414,6 +424,7 @@ class GrpcTransport::Peer {
   const std::string address_;
   const GrpcTransportOptions options_;
   const std::function<void(bool ok)> report_;
+  const std::function<void()> unreachable_;
   std::thread thread_;
   std::thread watchdog_;
   // Notified when the peer is being destroyed: wakes the backoff and the watchdog (timed
@@ -463,6 +474,7 @@ GrpcTransport::~GrpcTransport() {
     peers.swap(peers_);
     handler_ = nullptr;
     reporter_ = nullptr;
+    unreachable_reporter_ = nullptr;
   }
   peers.clear();  // joins the sender threads outside mu_
   if (server_ != nullptr) {
@@ -477,8 +489,9 @@ void GrpcTransport::SetHandler(Handler handler) {
 }
 
 void GrpcTransport::AddPeer(uint64_t id, const std::string& address) {
-  auto peer = std::make_unique<Peer>(address, options_,
-                                     [this, id](bool ok) { ReportSnapshot(id, ok); });
+  auto peer = std::make_unique<Peer>(
+      address, options_, [this, id](bool ok) { ReportSnapshot(id, ok); },
+      [this, id] { ReportUnreachable(id); });
   std::unique_ptr<Peer> old;
   {
     absl::MutexLock l(&mu_);
@@ -519,6 +532,16 @@ void GrpcTransport::CloseInbound() { service_->Close(); }
 void GrpcTransport::SetSnapshotReporter(SnapshotReporter reporter) {
   absl::MutexLock l(&mu_);
   reporter_ = std::move(reporter);
+}
+
+void GrpcTransport::SetUnreachableReporter(UnreachableReporter reporter) {
+  absl::MutexLock l(&mu_);
+  unreachable_reporter_ = std::move(reporter);
+}
+
+void GrpcTransport::ReportUnreachable(uint64_t peer) {
+  absl::MutexLock l(&mu_);
+  if (unreachable_reporter_) unreachable_reporter_(peer);
 }
 
 void GrpcTransport::ReportSnapshot(uint64_t peer, bool ok) {

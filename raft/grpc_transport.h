@@ -59,6 +59,8 @@ struct GrpcTransportOptions {
 struct PeerStats {
   uint64_t queued_messages = 0;
   uint64_t queued_bytes = 0;
+  uint64_t sent = 0;           // messages written to the peer's stream (snapshots included)
+  uint64_t send_failures = 0;  // streams that failed or timed out (each reported unreachable)
   uint64_t dropped = 0;   // queue full, or dropped after a failed or timed-out write
   uint64_t timeouts = 0;  // writes cancelled after message_timeout
   uint64_t snapshots_sent = 0;  // acknowledged by the receiver
@@ -96,6 +98,7 @@ class GrpcTransport final : public Transport {
   void RemovePeer(uint64_t id) override;
   void Send(std::vector<Message> msgs) override;
   void SetSnapshotReporter(SnapshotReporter reporter) override;
+  void SetUnreachableReporter(UnreachableReporter reporter) override;
 
   // Ends the inbound streams and snapshot transfers running now and refuses new ones
   // (kUnavailable), for good. Call right before shutting down the gRPC server the service is
@@ -112,6 +115,7 @@ class GrpcTransport final : public Transport {
   explicit GrpcTransport(const GrpcTransportOptions& options);
   void Deliver(Message m);
   void ReportSnapshot(uint64_t peer, bool ok);
+  void ReportUnreachable(uint64_t peer);
 
   const GrpcTransportOptions options_;
   std::unique_ptr<Service> service_;
@@ -121,6 +125,7 @@ class GrpcTransport final : public Transport {
   mutable absl::Mutex mu_;
   Handler handler_ ABSL_GUARDED_BY(mu_);
   SnapshotReporter reporter_ ABSL_GUARDED_BY(mu_);
+  UnreachableReporter unreachable_reporter_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
 };
 

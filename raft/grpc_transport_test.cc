@@ -167,6 +167,51 @@ TEST(GrpcTransportTest, ThreeNodesReplicateOverLoopback) {
   }
 }
 
+// Messages to a peer nobody answers for are dropped and the peer is reported unreachable
+// (RaftNode then makes the leader probe it instead of pipelining); a live peer's messages are
+// counted as sent.
+TEST(GrpcTransportTest, UnreachablePeerIsReportedAndCounted) {
+  ASSERT_OK_AND_ASSIGN(auto receiver, GrpcTransport::Create("127.0.0.1:0"));
+  Inbox inbox;
+  receiver->SetHandler(inbox.handler());
+  int dead_port;
+  {
+    ASSERT_OK_AND_ASSIGN(auto gone, GrpcTransport::Create("127.0.0.1:0"));
+    dead_port = gone->port();
+  }
+  ASSERT_OK_AND_ASSIGN(auto sender, GrpcTransport::Create("127.0.0.1:0"));
+  absl::Mutex mu;
+  std::vector<uint64_t> unreachable;
+  sender->SetUnreachableReporter([&](uint64_t peer) {
+    absl::MutexLock l(&mu);
+    unreachable.push_back(peer);
+  });
+  sender->AddPeer(2, Address(receiver->port()));
+  sender->AddPeer(3, Address(dead_port));
+  Message m;
+  m.type = MessageType::kHeartbeat;
+  m.from = 1;
+  m.term = 1;
+  m.to = 2;
+  Message to_dead = m;
+  to_dead.to = 3;
+  sender->Send({m, to_dead});
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock l(&mu);
+    return !unreachable.empty() && inbox.size() == 1;
+  }));
+  {
+    absl::MutexLock l(&mu);
+    EXPECT_EQ(unreachable[0], 3u);
+  }
+  EXPECT_EQ(sender->peer_stats(2).sent, 1u);
+  EXPECT_EQ(sender->peer_stats(2).send_failures, 0u);
+  EXPECT_GE(sender->peer_stats(3).send_failures, 1u);
+  EXPECT_GE(sender->peer_stats(3).dropped, 1u);
+  EXPECT_EQ(sender->peer_stats(3).sent, 0u);
+  sender.reset();  // the reporter's captures must outlive the transport
+}
+
 // A peer's stream never ends by itself: CloseInbound() ends it, so the server's Shutdown()
 // returns at once instead of waiting for it until its deadline (vigild's stop with peers up).
 TEST(GrpcTransportTest, CloseInboundEndsPeerStreamsSoShutdownIsPrompt) {

@@ -48,6 +48,9 @@ absl::StatusOr<std::unique_ptr<RaftNode>> RaftNode::Open(const RaftNodeOptions& 
   transport->SetSnapshotReporter([n = node.get()](uint64_t peer, bool ok) {
     n->Post([n, peer, ok] { n->core_->ReportSnapshot(peer, ok); });
   });
+  transport->SetUnreachableReporter([n = node.get()](uint64_t peer) {
+    n->Post([n, peer] { n->core_->ReportUnreachable(peer); });
+  });
   node->loop_ = std::thread([n = node.get()] { n->Run(); });
   return node;
 }
@@ -79,6 +82,7 @@ RaftNode::~RaftNode() {
   loop_.join();
   transport_->SetHandler(nullptr);
   transport_->SetSnapshotReporter(nullptr);
+  transport_->SetUnreachableReporter(nullptr);
   for (auto& [index, p] : proposals_) p.done(absl::UnavailableError("raft node stopped"));
   for (auto& [ctx, r] : reads_) r.done(absl::UnavailableError("raft node stopped"));
 }

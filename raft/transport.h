@@ -36,6 +36,13 @@ class Transport {
   using SnapshotReporter = std::function<void(uint64_t peer, bool ok)>;
   // Installs the reporter (null removes it). Transports that cannot tell ignore it.
   virtual void SetSnapshotReporter(SnapshotReporter reporter) {}
+
+  // Told, from a transport thread, that messages to `peer` were lost because it could not be
+  // reached (the stream failed or timed out), so the leader stops pipelining appends to it and
+  // probes instead (Raft::ReportUnreachable). Null removes it; transports that cannot tell
+  // ignore it.
+  using UnreachableReporter = std::function<void(uint64_t peer)>;
+  virtual void SetUnreachableReporter(UnreachableReporter reporter) {}
 };
 
 }  // namespace vigil::raft

@@ -63,6 +63,21 @@ TEST(RaftElectionTest, VoteDeniedToStaleLog) {
   EXPECT_EQ(net.raft(2).role(), Role::kLeader);
 }
 
+// Dissertation 10.2 (flow control): a leader told that a follower is unreachable stops
+// pipelining to it and probes (one append at a time) until it answers again.
+TEST(RaftReplicationTest, UnreachableFollowerIsProbed) {
+  TestNetwork net({1, 2, 3});
+  net.Campaign(1);
+  ASSERT_THAT(net.Propose(1, "x"), IsOk());
+  ASSERT_EQ(net.raft(1).progress(2)->state, Progress::State::kReplicate);
+  net.raft(1).ReportUnreachable(2);
+  EXPECT_EQ(net.raft(1).progress(2)->state, Progress::State::kProbe);
+  EXPECT_EQ(net.raft(1).progress(3)->state, Progress::State::kReplicate);
+  ASSERT_THAT(net.Propose(1, "y"), IsOk());  // The probe is answered: pipelining again.
+  EXPECT_EQ(net.raft(1).progress(2)->state, Progress::State::kReplicate);
+  net.raft(2).ReportUnreachable(1);  // Not a leader: ignored.
+}
+
 // Paper 5.3: committed entries are applied on every server in the same order.
 TEST(RaftReplicationTest, CommittedEntriesAppliedEverywhereInOrder) {
   TestNetwork net({1, 2, 3});
