@@ -13,6 +13,15 @@
 namespace vigil::server {
 namespace {
 
+// The request's source: with partial_response set, ApiBackend::source_for of
+// it (as the HTTP API's parameter), else (or if that has none) the default.
+template <typename Request>
+query::SeriesSource* SourceOf(const ApiBackend& backend, const Request& req) {
+  if (!req.has_partial_response() || !backend.source_for) return backend.source;
+  query::SeriesSource* s = backend.source_for(req.partial_response());
+  return s != nullptr ? s : backend.source;
+}
+
 void ToProto(const Series& s, vigil::v1::TimeSeries* out) {
   for (const Label& l : s.labels) {
     vigil::v1::Label* pl = out->add_labels();
@@ -105,7 +114,8 @@ grpc::Status QueryService::Select(grpc::ServerContext*, const vigil::v1::SelectR
   absl::StatusOr<std::vector<LabelMatcher>> matchers = FromProto(req->matchers());
   if (!matchers.ok()) return ToGrpcStatus(matchers.status());
   absl::StatusOr<query::SelectResult> r =
-      backend_.source->Select(query::SelectHints{req->start_ms(), req->end_ms()}, *matchers);
+      SourceOf(backend_, *req)->Select(query::SelectHints{req->start_ms(), req->end_ms()},
+                                       *matchers);
   if (!r.ok()) return ToGrpcStatus(r.status());
   for (const Series& s : r->series) ToProto(s, resp->add_series());
   for (const std::string& w : r->warnings) resp->add_warnings(w);
@@ -116,7 +126,7 @@ grpc::Status QueryService::InstantQuery(grpc::ServerContext* ctx,
                                         const vigil::v1::InstantQueryRequest* req,
                                         vigil::v1::QueryResponse* resp) {
   absl::StatusOr<query::QueryResult> r = backend_.engine->InstantQuery(
-      backend_.source, req->expr(), req->time_ms(), Timeout(ctx, req->timeout_ms()));
+      SourceOf(backend_, *req), req->expr(), req->time_ms(), Timeout(ctx, req->timeout_ms()));
   if (!r.ok()) return ToGrpcStatus(r.status());
   ToProto(*r, resp);
   return grpc::Status::OK;
@@ -132,8 +142,8 @@ grpc::Status QueryService::RangeQuery(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "end_ms must not be before start_ms");
   }
   absl::StatusOr<query::QueryResult> r =
-      backend_.engine->RangeQuery(backend_.source, req->expr(), req->start_ms(), req->end_ms(),
-                                  req->step_ms(), Timeout(ctx, req->timeout_ms()));
+      backend_.engine->RangeQuery(SourceOf(backend_, *req), req->expr(), req->start_ms(),
+                                  req->end_ms(), req->step_ms(), Timeout(ctx, req->timeout_ms()));
   if (!r.ok()) return ToGrpcStatus(r.status());
   ToProto(*r, resp);
   return grpc::Status::OK;

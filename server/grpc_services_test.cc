@@ -1,13 +1,20 @@
 // In-process tests of the vigil.v1 gRPC services against a real Node.
 #include "server/grpc_services.h"
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "query/engine.h"
+#include "query/memory_source.h"
 #include "server/testing/node_fixture.h"
 
 namespace vigil::server {
@@ -16,6 +23,18 @@ namespace {
 using ::testing::HasSubstr;
 using ::vigil::server::testing::kNowMs;
 using ::vigil::server::testing::NodeFixture;
+
+// Select of every series named "up" in the last minute before kNowMs.
+vigil::v1::SelectRequest SelectUp() {
+  vigil::v1::SelectRequest sel;
+  vigil::v1::LabelMatcher* m = sel.add_matchers();
+  m->set_type(vigil::v1::EQUAL);
+  m->set_name("__name__");
+  m->set_value("up");
+  sel.set_start_ms(kNowMs - 60'000);
+  sel.set_end_ms(kNowMs);
+  return sel;
+}
 
 class GrpcServicesTest : public NodeFixture {
  protected:
@@ -73,13 +92,7 @@ TEST_F(GrpcServicesTest, WriteSelectInstantAndRangeQuery) {
   EXPECT_EQ(wresp.samples_appended(), 0);
   EXPECT_EQ(wresp.samples_duplicate(), 3);
 
-  vigil::v1::SelectRequest sel;
-  vigil::v1::LabelMatcher* m = sel.add_matchers();
-  m->set_type(vigil::v1::EQUAL);
-  m->set_name("__name__");
-  m->set_value("up");
-  sel.set_start_ms(kNowMs - 60'000);
-  sel.set_end_ms(kNowMs);
+  vigil::v1::SelectRequest sel = SelectUp();
   vigil::v1::SelectResponse sresp;
   s = query_->Select(Ctx().get(), sel, &sresp);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -151,6 +164,65 @@ TEST_F(GrpcServicesTest, ErrorsMapToGrpcCodes) {
   rq.set_step_ms(0);
   EXPECT_EQ(query_->RangeQuery(Ctx().get(), rq, &qresp).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// The value of label "src" of the only series of `series`, or why not.
+std::string OnlySource(const google::protobuf::RepeatedPtrField<vigil::v1::TimeSeries>& series) {
+  if (series.size() != 1) return absl::StrCat(series.size(), " series");
+  for (const vigil::v1::Label& l : series[0].labels()) {
+    if (l.name() == "src") return l.value();
+  }
+  return "no src label";
+}
+
+// Which source the three query calls of `service` read, with `partial` set or not.
+std::vector<std::string> SourcesRead(QueryService& service, std::optional<bool> partial) {
+  grpc::ServerContext ctx;
+  vigil::v1::InstantQueryRequest iq;
+  iq.set_expr("up");
+  iq.set_time_ms(kNowMs);
+  vigil::v1::RangeQueryRequest rq;
+  rq.set_expr("up");
+  rq.set_start_ms(kNowMs - 10'000);
+  rq.set_end_ms(kNowMs);
+  rq.set_step_ms(5'000);
+  vigil::v1::SelectRequest sel = SelectUp();
+  if (partial.has_value()) {
+    iq.set_partial_response(*partial);
+    rq.set_partial_response(*partial);
+    sel.set_partial_response(*partial);
+  }
+  vigil::v1::QueryResponse iresp, rresp;
+  vigil::v1::SelectResponse sresp;
+  std::vector<std::string> out;
+  out.push_back(service.InstantQuery(&ctx, &iq, &iresp).ok() ? OnlySource(iresp.series()) : "error");
+  out.push_back(service.RangeQuery(&ctx, &rq, &rresp).ok() ? OnlySource(rresp.series()) : "error");
+  out.push_back(service.Select(&ctx, &sel, &sresp).ok() ? OnlySource(sresp.series()) : "error");
+  return out;
+}
+
+// partial_response picks the source as on the HTTP API: absent -> the
+// default, true/false -> ApiBackend::source_for(true/false).
+TEST(QueryServiceTest, PartialResponsePicksTheSource) {
+  std::map<std::string, query::MemorySeriesSource> sources;
+  for (const char* name : {"default", "partial", "strict"}) {
+    sources[name].Add(Labels{{"__name__", "up"}, {"src", name}}, {{kNowMs - 1000, 1}});
+  }
+  query::Engine engine;
+  ApiBackend backend;
+  backend.engine = &engine;
+  backend.source = &sources["default"];
+  backend.source_for = [&](bool partial) { return &sources[partial ? "partial" : "strict"]; };
+  QueryService service(backend, absl::Seconds(30), RealClock::Get());
+  using ::testing::Each;
+  EXPECT_THAT(SourcesRead(service, std::nullopt), Each(std::string("default")));
+  EXPECT_THAT(SourcesRead(service, true), Each(std::string("partial")));
+  EXPECT_THAT(SourcesRead(service, false), Each(std::string("strict")));
+
+  // A single node (no source_for) serves every request from its one source.
+  backend.source_for = nullptr;
+  QueryService single(backend, absl::Seconds(30), RealClock::Get());
+  EXPECT_THAT(SourcesRead(single, true), Each(std::string("default")));
 }
 
 }  // namespace
