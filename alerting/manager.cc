@@ -135,16 +135,22 @@ absl::Status RuleManager::EvalRule(const RuleGroup& group, int index, absl::Time
   slot.state = std::move(r.state);
   absl::Status s = r.status;
   if (s.ok()) s = AppendWithStaleness(key, std::move(r.series), ts);
-  if (s.ok() && sink_ != nullptr) {
-    std::vector<Alert> send = SelectAlertsToSend(&slot.state, ts, opts_.resend_delay,
-                                                  scheduler_.IntervalOf(group));
-    if (!send.empty()) sink_->Send(rule.expr, send);
+  std::vector<Alert> send;
+  if (s.ok() && (sink_ != nullptr || opts_.defer_notifications)) {
+    send = SelectAlertsToSend(&slot.state, ts, opts_.resend_delay, scheduler_.IntervalOf(group));
   }
   // After SelectAlertsToSend: the committed state carries lastSentAt, so a new
   // leader does not send again what this one just sent.
   if (r.needs_commit) {
     out->commits.push_back(
         {group.Key(), index, SerializeRuleState({group.Key(), index, rule.alert, ts, slot.state})});
+  }
+  if (send.empty()) return s;
+  if (opts_.defer_notifications) {
+    const int commit = r.needs_commit ? static_cast<int>(out->commits.size()) - 1 : -1;
+    out->notifications.push_back({rule.expr, std::move(send), commit});
+  } else {
+    sink_->Send(rule.expr, send);
   }
   return s;
 }

@@ -81,6 +81,10 @@ struct RuleManagerOptions {
   absl::Duration resend_delay = absl::Minutes(1);      // --rules.alert.resend-delay
   std::map<std::string, std::string> external_labels;
   std::string external_url;
+  // Alerts to notify go to GroupRunResult::notifications instead of the sink, so
+  // that the caller sends them only once the state that produced them committed
+  // (AlertingService: a node never notifies a state the cluster did not commit).
+  bool defer_notifications = false;
 };
 
 // A rule state to commit: RuleStateProto bytes, as SerializeRuleState made them.
@@ -88,6 +92,14 @@ struct StateCommit {
   std::string group_key;
   int rule_index;
   std::string bytes;
+};
+
+// Alerts to send once `commit` (an index into GroupRunResult::commits, -1 if the
+// evaluation changed no durable state) is committed.
+struct PendingNotification {
+  std::string expr;  // For generatorURL.
+  std::vector<Alert> alerts;
+  int commit = -1;
 };
 
 // A rule's health after its last evaluation on this node (the API's health,
@@ -105,6 +117,8 @@ struct GroupRunResult {
   int64_t missed = 0;
   absl::Duration took;
   std::vector<StateCommit> commits;
+  // With RuleManagerOptions::defer_notifications.
+  std::vector<PendingNotification> notifications;
   // Per failed rule: (rule index, error). Other rules of the group still ran.
   std::vector<std::pair<int, absl::Status>> errors;
 };

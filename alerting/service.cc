@@ -24,6 +24,7 @@ RuleManagerOptions ManagerOptions(const AlertingServiceOptions& o) {
   m.resend_delay = o.resend_delay;
   m.external_labels = o.external_labels;
   m.external_url = o.external_url;
+  m.defer_notifications = true;  // Sent by Tick once committed.
   return m;
 }
 
@@ -154,6 +155,10 @@ void AlertingService::OnStateNotCommitted(uint64_t term, const absl::Status& s) 
   term_ = 0;
 }
 
+void AlertingService::Notify(const std::vector<PendingNotification>& notes) {
+  for (const PendingNotification& n : notes) notifier_.Send(n.expr, n.alerts);
+}
+
 bool AlertingService::LeadsIn(uint64_t term) {
   absl::MutexLock l(&mu_);
   return term_ == term;
@@ -213,15 +218,25 @@ absl::Time AlertingService::Tick() {
   }
   // Outside the lock: a Replicator may apply (OnCommitted) before returning.
   // Each state is fenced with the term it was computed in; after a refusal the
-  // rest of this round is stale too and is not proposed.
+  // rest of this round is stale too and is not proposed. Alerts are notified
+  // only once the state that produced them committed, and only while this node
+  // still leads that term: Alertmanager never hears of an uncommitted state.
   for (GroupRunResult& r : results) {
-    for (StateCommit& c : r.commits) {
-      if (!LeadsIn(term)) break;
-      replicator_->ProposeFenced(term, std::string(1, kAlertStatePayload) + c.bytes,
-                                 [this, term](absl::Status s) {
-                                   if (!s.ok()) OnStateNotCommitted(term, s);
-                                 });
+    std::vector<std::vector<PendingNotification>> after(r.commits.size());
+    std::vector<PendingNotification> now;
+    for (PendingNotification& n : r.notifications) {
+      (n.commit < 0 ? now : after[n.commit]).push_back(std::move(n));
     }
+    for (size_t i = 0; i < r.commits.size(); ++i) {
+      if (!LeadsIn(term)) break;
+      replicator_->ProposeFenced(
+          term, std::string(1, kAlertStatePayload) + r.commits[i].bytes,
+          [this, term, notes = std::move(after[i])](absl::Status s) {
+            if (!s.ok()) return OnStateNotCommitted(term, s);
+            if (LeadsIn(term)) Notify(notes);
+          });
+    }
+    if (LeadsIn(term)) Notify(now);
   }
   if (pump && notifier_.NextPump() <= clock_->Now()) notifier_.Pump();
   return next;

@@ -162,6 +162,7 @@ class AlertingService {
   // the committed state) and, if that leadership is over, do not resume it.
   void OnStateNotCommitted(uint64_t term, const absl::Status& s);
   bool LeadsIn(uint64_t term);
+  void Notify(const std::vector<PendingNotification>& notes);
   // Proposes the --rule_files set if it waits for this node's leadership.
   void MaybeProposeStartupRules();
 

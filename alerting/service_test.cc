@@ -338,8 +338,8 @@ TEST_F(AlertingServiceTest, FailoverAfterResolvingDoesNotResendTheResolution) {
 
 // A leader that lost its term without noticing yet evaluates on: its fenced
 // state write is refused, it drops what it evaluated (back to the committed
-// state), never proposes that state again and does not resume in the lost term;
-// the new leader carries the committed episode on.
+// state) without notifying it, never proposes that state again and does not
+// resume in the lost term; the new leader carries the committed episode on.
 TEST_F(AlertingServiceTest, StateOfALostTermIsRefusedAndNotRetried) {
   Elect(&a_);
   const uint64_t lost_term = replicator_.term();
@@ -355,8 +355,9 @@ TEST_F(AlertingServiceTest, StateOfALostTermIsRefusedAndNotRetried) {
   ASSERT_FALSE(a_.leading());
   EXPECT_EQ(replicator_.refused(), 1);
   EXPECT_EQ(replicator_.proposals(), proposals + 1);
-  EXPECT_EQ(StateOf(a_), "pending");  // Its firing state was never committed.
+  EXPECT_EQ(StateOf(a_), "pending");  // Its firing state was never committed,
   EXPECT_EQ(StateOf(b_), "pending");
+  EXPECT_THAT(am_a_.posted(), IsEmpty());  // nor notified.
 
   // A lagging view of the lost term does not revive it; nothing more is proposed.
   a_.OnLeadershipChange(lost_term);
@@ -368,6 +369,10 @@ TEST_F(AlertingServiceTest, StateOfALostTermIsRefusedAndNotRetried) {
   EXPECT_EQ(ParseApiTime(Alerts(b_)[0]["activeAt"]), active_at);
   EXPECT_EQ(StateOf(a_), "firing");  // Committed by b_.
   EXPECT_EQ(replicator_.refused(), 1);
+  Advance(absl::Seconds(3));
+  EXPECT_THAT(am_a_.posted(), IsEmpty());
+  ASSERT_THAT(am_b_.posted(), SizeIs(1));  // One firing notification for the episode.
+  EXPECT_GE(ParseApiTime(am_b_.posted()[0]["startsAt"]), active_at + absl::Minutes(2));
 }
 
 // A leadership regained in a later term goes on committing in that term.
