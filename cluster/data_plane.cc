@@ -19,13 +19,16 @@ namespace vigil::cluster {
 // This node through LocalReplica, every other node over gRPC.
 class DataPlane::Router final : public ReplicaClient, public ReplicaReader {
  public:
-  Router(NodeId self, const AppendFn* append, LocalReplica* local, GrpcReplicaClient* remote)
-      : self_(self), append_(append), local_(local), remote_(remote) {}
+  Router(NodeId self, const AppendFn* append, const MapFn* map, LocalReplica* local,
+         GrpcReplicaClient* remote)
+      : self_(self), append_(append), map_(map), local_(local), remote_(remote) {}
 
   void Write(NodeId node, ReplicaWriteRequest req, absl::Time deadline,
              WriteCallback done) override {
     if (node == self_) {
-      done(AppendShardsConcurrently(*append_, req));
+      // Fenced like a remote replica: the map may have moved on since the
+      // write was placed.
+      done(AppendShardsConcurrently(*append_, req, (*map_)().get()));
     } else {
       remote_->Write(node, std::move(req), deadline, std::move(done));
     }
@@ -42,6 +45,7 @@ class DataPlane::Router final : public ReplicaClient, public ReplicaReader {
  private:
   const NodeId self_;
   const AppendFn* const append_;
+  const MapFn* const map_;
   LocalReplica* const local_;
   GrpcReplicaClient* const remote_;
 };
@@ -97,7 +101,8 @@ DataPlane::DataPlane(DataPlaneOptions opts, storage::TSDB* tsdb, AppendFn local_
                 g.clock = opts_.clock;
                 return g;
               }()),
-      router_(std::make_unique<Router>(opts_.self, &local_append_, &local_, &remote_)),
+      router_(std::make_unique<Router>(opts_.self, &local_append_, &current_map_, &local_,
+                                       &remote_)),
       hints_(opts_.hints, opts_.clock),
       writer_(
           [&] {
@@ -130,6 +135,7 @@ void DataPlane::Stop() {
     absl::MutexLock l(&mu_);
     stopping_ = true;
   }
+  stop_event_.Notify();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
@@ -140,7 +146,6 @@ void DataPlane::Stop() {
   // Writes still waiting for replicas are failed (their callbacks run now).
   while (writer_.inflight() > 0) {
     writer_.ExpireOverdue();
-  stop_event_.Notify();
     if (writer_.inflight() == 0) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -190,7 +195,26 @@ absl::StatusOr<storage::AppendResult> DataPlane::Write(
 absl::StatusOr<storage::AppendResult> DataPlane::WriteSeries(std::vector<Series> series) {
   absl::StatusOr<std::shared_ptr<const ShardMap>> map = Map();
   if (!map.ok()) return map.status();
-  return writer_.WriteAndWait(*std::move(map), std::move(series));
+  return writer_.WriteAndWait(
+      *std::move(map), std::move(series),
+      [this](const std::shared_ptr<const ShardMap>& stale) { return AwaitNewerMap(stale); });
+}
+
+std::shared_ptr<const ShardMap> DataPlane::AwaitNewerMap(
+    const std::shared_ptr<const ShardMap>& stale) {
+  // Polls: the map comes from a function. Real time on purpose (I/O shell).
+  constexpr absl::Duration kPoll = absl::Milliseconds(5);
+  const int64_t polls = std::max<int64_t>(1, opts_.stale_map_wait / kPoll);
+  for (int64_t i = 0;; ++i) {
+    absl::StatusOr<std::shared_ptr<const ShardMap>> map = Map();
+    if (map.ok() && *map != stale) return *std::move(map);
+    if (i == polls) return nullptr;
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return nullptr;
+    }
+    absl::SleepFor(kPoll);
+  }
 }
 
 std::unique_ptr<query::SeriesSource> DataPlane::QuerySource(bool partial_response) {

@@ -20,6 +20,8 @@
 //
 // The shard map comes from a function (the control plane's latest, or a static
 // map); a null map means "not ready" and writes and reads fail kUnavailable.
+// Writes carry each shard's view of that map, and replicas (this node's local
+// one too) refuse views older than their own map's (fencing.h).
 //
 // Thread-safe. Stop() (or the destructor) joins the background threads; the
 // TSDB must outlive the DataPlane.
@@ -46,9 +48,9 @@
 #include "cluster/local_replica.h"
 #include "cluster/quorum_writer.h"
 #include "common/clock.h"
+#include "common/event.h"
 #include "nlohmann/json.hpp"
 #include "query/series_source.h"
-#include "common/event.h"
 #include "storage/tsdb.h"
 
 namespace vigil::cluster {
@@ -83,6 +85,10 @@ struct DataPlaneOptions {
   int stream_workers = 2;
   absl::Duration stream_settle = absl::Seconds(1);
   absl::Duration stream_timeout = absl::Minutes(10);
+  // Epoch fencing: after replicas refused a write placed with this node's map
+  // (stale), how long to wait for the map to change before each rewrite
+  // (QuorumWriter::WriteAndWait); the write fails kUnavailable if it does not.
+  absl::Duration stale_map_wait = absl::Seconds(2);
 };
 
 // One rebalancing transfer as StreamsJson() reports it.
@@ -121,6 +127,9 @@ class DataPlane {
 
   // The ApiBackend write: OK only once every touched shard has W-of-n durable
   // acks; kUnavailable otherwise (retryable), kInvalidArgument for bad input.
+  // Replicas with a newer map than this node's refuse the write (epoch
+  // fencing): it waits up to stale_map_wait for this node's map to change and
+  // rewrites the shards that missed quorum, or fails kUnavailable.
   absl::StatusOr<storage::AppendResult> Write(const std::vector<storage::SeriesAppend>& batch);
   absl::StatusOr<storage::AppendResult> WriteSeries(std::vector<Series> series);
 
@@ -151,6 +160,10 @@ class DataPlane {
   //  seconds, error}]}: totals since start and the latest transfers, newest first.
   nlohmann::json StreamsJson() const;
 
+  // This node's current shard map (null before it has one): the one its
+  // ReplicaService fences incoming writes with.
+  std::shared_ptr<const ShardMap> current_map() const { return current_map_(); }
+
   HintStats hint_stats(NodeId target) const { return hints_.Stats(target); }
   // How long the last divergence took to repair: from the first anti-entropy
   // pass that found a difference to the first pass that found none.
@@ -164,6 +177,8 @@ class DataPlane {
   class ClusterSource;
 
   absl::StatusOr<std::shared_ptr<const ShardMap>> Map() const;
+  // A map other than `stale`, polled for up to stale_map_wait; null if none came.
+  std::shared_ptr<const ShardMap> AwaitNewerMap(const std::shared_ptr<const ShardMap>& stale);
   void Loop(absl::Duration interval, const std::function<void()>& work);
   void StreamWorker();
   // Writes one exported batch of `shard` to every node of `to`, waiting for all.
@@ -180,6 +195,8 @@ class DataPlane {
   HintStore hints_;
   QuorumWriter writer_;
 
+  // Notified with stopping_: cuts the background loops' monotonic waits short.
+  Event stop_event_;
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Time> diverged_since_ ABSL_GUARDED_BY(mu_);
@@ -195,8 +212,6 @@ class DataPlane {
   struct StreamTotals {
     int64_t done = 0, failed = 0, series = 0, samples = 0, bytes = 0;
   } stream_totals_ ABSL_GUARDED_BY(mu_);
-  // Notified with stopping_: cuts the background loops' monotonic waits short.
-  Event stop_event_;
   absl::Mutex ae_mu_;  // one anti-entropy pass at a time
   std::vector<std::thread> threads_;
 };

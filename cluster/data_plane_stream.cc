@@ -170,7 +170,7 @@ absl::Status DataPlane::PushBatch(uint32_t shard, const std::vector<NodeId>& to,
   pending->left = to.size();
   for (NodeId node : to) {
     ReplicaWriteRequest req;
-    req.shards.push_back(ShardWrite{shard, 0, shared});
+    req.shards.push_back(ShardWrite{shard, ShardView{}, shared});  // not fenced
     auto done = [pending, node](absl::StatusOr<ReplicaWriteReply> r) {
       absl::MutexLock l(&pending->mu);
       if (!r.ok()) {

@@ -7,7 +7,9 @@
 // generous deadlines where gRPC reconnects.
 #include "cluster/data_plane.h"
 
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -77,10 +79,11 @@ class Cluster : public ::testing::Test {
       o.anti_entropy_range = absl::Minutes(30);
       o.anti_entropy.min_range_ms = 60'000;
       o.stream_settle = absl::ZeroDuration();
+      o.stale_map_wait = absl::Milliseconds(300);
       storage::TSDB* db = nodes_[id].tsdb.get();
       nodes_[id].dp = std::make_unique<DataPlane>(
           o, db, [db](const std::vector<storage::SeriesAppend>& b) { return db->Append(b); },
-          [this] { return map_; }, [this](NodeId n) { return Address(n); });
+          [this, id] { return NodeMap(id); }, [this](NodeId n) { return Address(n); });
     }
   }
 
@@ -95,8 +98,11 @@ class Cluster : public ::testing::Test {
     TestNode& n = nodes_[id];
     storage::TSDB* db = n.tsdb.get();
     n.service = std::make_unique<ReplicaService>(
-        [db](const std::vector<storage::SeriesAppend>& b) { return db->Append(b); }, db,
-        kShards);
+        [db](const std::vector<storage::SeriesAppend>& b) { return db->Append(b); }, db, kShards,
+        [this, id] {
+          ++fence_checks_;
+          return NodeMap(id);
+        });
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -114,6 +120,21 @@ class Cluster : public ::testing::Test {
     n.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     n.server.reset();
     n.service.reset();
+  }
+
+  // Node `id`'s own map: map_ unless it was given one (SetMap).
+  std::shared_ptr<const ShardMap> NodeMap(NodeId id) {
+    absl::MutexLock l(&mu_);
+    return MapOfLocked(id);
+  }
+  std::shared_ptr<const ShardMap> MapOfLocked(NodeId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = own_maps_.find(id);
+    if (it == own_maps_.end()) return map_;
+    return it->second ? it->second() : nullptr;
+  }
+  void SetMap(NodeId id, std::function<std::shared_ptr<const ShardMap>()> fn) {
+    absl::MutexLock l(&mu_);
+    own_maps_[id] = std::move(fn);
   }
 
   std::string Address(NodeId id) {
@@ -153,7 +174,10 @@ class Cluster : public ::testing::Test {
   std::shared_ptr<const ShardMap> map_;
   std::map<NodeId, TestNode> nodes_;
   absl::Mutex mu_;
-  std::map<NodeId, std::string> addresses_;
+  std::map<NodeId, std::string> addresses_ ABSL_GUARDED_BY(mu_);
+  std::map<NodeId, std::function<std::shared_ptr<const ShardMap>()>> own_maps_
+      ABSL_GUARDED_BY(mu_);
+  std::atomic<int> fence_checks_{0};  // writes the replica services were asked to check
 };
 
 TEST_F(Cluster, WritesThroughAnyNodeReachAllReplicas) {
@@ -332,6 +356,62 @@ TEST_F(Cluster, UnknownShardCountIsRefused) {
   map_ = other.shard_map();
   EXPECT_THAT(nodes_[1].dp->WriteSeries(Batch("a", 1)).status(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("shards")));
+}
+
+// ThreeNodeMap after a flip: the same replicas at epoch 2 (what matters to
+// fencing is that the replicas' epoch is newer than the coordinator's).
+std::shared_ptr<const ShardMap> Flipped() {
+  auto m = std::make_shared<ShardMap>(*ThreeNodeMap());
+  for (ShardPlacement& p : m->shards) p.epoch = 2;
+  return m;
+}
+
+TEST_F(Cluster, StaleCoordinatorIsRefusedAndNeverAcks) {
+  auto old_map = ThreeNodeMap();
+  auto new_map = Flipped();
+  SetMap(1, [old_map] { return old_map; });  // node 1 never catches up
+  SetMap(2, [new_map] { return new_map; });
+  SetMap(3, [new_map] { return new_map; });
+  EXPECT_THAT(nodes_[1].dp->WriteSeries(Batch("a", 3)).status(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       ::testing::AllOf(HasSubstr("stale shard epoch 1 (not moving) < 2"),
+                                        HasSubstr("did not catch up"))));
+  // Nodes 2 and 3 stored nothing (node 1's own replica did; nobody acked it).
+  EXPECT_EQ(LocalSamples(2, "a"), 0);
+  EXPECT_EQ(LocalSamples(3, "a"), 0);
+}
+
+TEST_F(Cluster, CoordinatorThatCatchesUpRewritesAndSucceeds) {
+  auto old_map = ThreeNodeMap();
+  auto new_map = Flipped();
+  // Node 1's control plane applies the flip once the replicas have refused it.
+  SetMap(1, [this, old_map, new_map] {
+    return fence_checks_ >= 2 ? new_map : old_map;
+  });
+  SetMap(2, [new_map] { return new_map; });
+  SetMap(3, [new_map] { return new_map; });
+  std::vector<Series> a = Batch("a", 3);
+  ASSERT_OK_AND_ASSIGN(storage::AppendResult r, nodes_[1].dp->WriteSeries(a));
+  EXPECT_EQ(r.appended + r.duplicates, Samples(a));
+  // Acked by a quorum of the new view; the third replica may still be appending.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  for (NodeId id = 1; id <= 3; ++id) {
+    while (LocalSamples(id, "a") != Samples(a) && absl::Now() < deadline) {
+      nodes_[1].dp->MaintainOnce();
+    }
+    EXPECT_EQ(LocalSamples(id, "a"), Samples(a)) << "node " << id;
+  }
+}
+
+TEST_F(Cluster, ReplicasBehindTheCoordinatorAccept) {
+  auto old_map = ThreeNodeMap();
+  auto new_map = Flipped();
+  SetMap(1, [new_map] { return new_map; });
+  SetMap(2, [old_map] { return old_map; });
+  SetMap(3, [old_map] { return old_map; });
+  std::vector<Series> a = Batch("a", 3);
+  ASSERT_OK_AND_ASSIGN(storage::AppendResult r, nodes_[1].dp->WriteSeries(a));
+  EXPECT_EQ(r.appended, Samples(a));
 }
 
 }  // namespace

@@ -69,10 +69,13 @@ TEST(LocalReplicaTest, WritesOneAppendPerShardAndStopsAtTheFirstError) {
   };
   LocalReplica local(append, nullptr, &ModShardOf, kShards);
   ReplicaWriteRequest req;
-  req.shards.push_back({0, 1, std::make_shared<const std::vector<Series>>(
-                                  std::vector<Series>{{L(1), {{1, 1}}}, {L(2), {{1, 1}}}})});
-  req.shards.push_back({1, 1, std::make_shared<const std::vector<Series>>(
-                                  std::vector<Series>{{L(3), {{1, 1}}}})});
+  req.shards.push_back(
+      {0, ShardView{1, false},
+       std::make_shared<const std::vector<Series>>(
+           std::vector<Series>{{L(1), {{1, 1}}}, {L(2), {{1, 1}}}})});
+  req.shards.push_back({1, ShardView{1, false},
+                        std::make_shared<const std::vector<Series>>(
+                            std::vector<Series>{{L(3), {{1, 1}}}})});
   absl::StatusOr<ReplicaWriteReply> reply;
   local.Write(1, req, absl::InfiniteFuture(), [&](auto r) { reply = std::move(r); });
   ASSERT_TRUE(reply.ok());

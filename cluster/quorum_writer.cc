@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "cluster/fencing.h"
 #include "glog/logging.h"
 
 namespace vigil::cluster {
@@ -52,35 +53,49 @@ Verdict JudgeShard(const ShardState& s) {
   return v == Verdict::kOk && p == Verdict::kOk ? Verdict::kOk : Verdict::kPending;
 }
 
+void AddCounts(const storage::AppendResult& r, storage::AppendResult* total) {
+  total->appended += r.appended;
+  total->duplicates += r.duplicates;
+  total->rejected += r.rejected;
+  for (const std::string& e : r.errors) {
+    if (total->errors.size() < kMaxErrors) total->errors.push_back(e);
+  }
+}
+
 // The write's outcome once every shard is decided; nullopt while one is pending.
-std::optional<absl::StatusOr<storage::AppendResult>> Outcome(
-    const std::vector<ShardState>& shards, const std::map<NodeId, absl::Status>& errors) {
-  storage::AppendResult total;
+std::optional<QuorumWriteResult> Outcome(const std::vector<ShardState>& shards,
+                                         const std::map<NodeId, absl::Status>& errors) {
+  for (const ShardState& s : shards) {
+    if (JudgeShard(s) == Verdict::kPending) return std::nullopt;
+  }
+  QuorumWriteResult r;
   std::vector<std::string> missed;
   for (const ShardState& s : shards) {
-    const Verdict v = JudgeShard(s);
-    if (v == Verdict::kPending) return std::nullopt;
-    if (v == Verdict::kFailed) {
-      missed.push_back(absl::StrCat(s.shard, " (", s.acked.size(), " of ",
-                                    s.replicas.size() + s.pending.size(), " acked)"));
+    if (JudgeShard(s) == Verdict::kOk) {
+      AddCounts(*s.result, &r.appended);
       continue;
     }
-    total.appended += s.result->appended;
-    total.duplicates += s.result->duplicates;
-    total.rejected += s.result->rejected;
-    for (const std::string& e : s.result->errors) {
-      if (total.errors.size() < kMaxErrors) total.errors.push_back(e);
-    }
+    missed.push_back(absl::StrCat(s.shard, " (", s.acked.size(), " of ",
+                                  s.replicas.size() + s.pending.size(), " acked)"));
+    r.missed.insert(r.missed.end(), s.series->begin(), s.series->end());
   }
-  if (missed.empty()) return total;
+  if (missed.empty()) return r;
+  const std::string where = absl::StrCat("write missed quorum on shards ", absl::StrJoin(missed, ", "));
   std::vector<std::string> reasons;
+  const absl::Status* stale = nullptr;
   for (const auto& [node, status] : errors) {
-    if (status.code() == absl::StatusCode::kInvalidArgument) return status;
+    if (status.code() == absl::StatusCode::kInvalidArgument) {
+      r.status = status;
+      return r;
+    }
+    if (stale == nullptr && IsStaleShardView(status)) stale = &status;
     reasons.push_back(absl::StrCat("node ", node, ": ", status.ToString()));
   }
-  return absl::UnavailableError(absl::StrCat("write missed quorum on shards ",
-                                             absl::StrJoin(missed, ", "), "; ",
-                                             absl::StrJoin(reasons, "; ")));
+  // Keeps the replica's message first, so that IsStaleShardView still holds.
+  r.status = stale != nullptr
+                 ? absl::FailedPreconditionError(absl::StrCat(stale->message(), "; ", where))
+                 : absl::UnavailableError(absl::StrCat(where, "; ", absl::StrJoin(reasons, "; ")));
+  return r;
 }
 
 }  // namespace
@@ -100,7 +115,7 @@ struct QuorumWriter::Op {
   std::vector<bool> replied ABSL_GUARDED_BY(mu);  // per request
   size_t replies ABSL_GUARDED_BY(mu) = 0;
   std::map<NodeId, absl::Status> errors ABSL_GUARDED_BY(mu);  // first per node
-  WriteCallback done ABSL_GUARDED_BY(mu);  // null once called
+  std::function<void(QuorumWriteResult)> done ABSL_GUARDED_BY(mu);  // null once called
 };
 
 QuorumWriter::QuorumWriter(QuorumWriterOptions opts, ReplicaClient* client, const Clock* clock,
@@ -113,6 +128,16 @@ QuorumWriter::QuorumWriter(QuorumWriterOptions opts, ReplicaClient* client, cons
 
 void QuorumWriter::Write(std::shared_ptr<const ShardMap> map, std::vector<Series> series,
                          WriteCallback done) {
+  WriteShards(std::move(map), std::move(series), [done = std::move(done)](QuorumWriteResult r) {
+    if (r.status.ok()) return done(std::move(r.appended));
+    // Without a rewrite, a fenced write is one the client should retry.
+    if (IsStaleShardView(r.status)) return done(absl::UnavailableError(r.status.message()));
+    done(std::move(r.status));
+  });
+}
+
+void QuorumWriter::WriteShards(std::shared_ptr<const ShardMap> map, std::vector<Series> series,
+                               std::function<void(QuorumWriteResult)> done) {
   CHECK(map != nullptr);
   std::map<uint32_t, std::vector<Series>> by_shard;
   for (Series& s : series) {
@@ -121,7 +146,7 @@ void QuorumWriter::Write(std::shared_ptr<const ShardMap> map, std::vector<Series
     by_shard[shard].push_back(std::move(s));
   }
   if (by_shard.empty()) {
-    done(storage::AppendResult());
+    done(QuorumWriteResult());
     return;
   }
   auto op = std::make_shared<Op>();
@@ -142,7 +167,7 @@ void QuorumWriter::Write(std::shared_ptr<const ShardMap> map, std::vector<Series
         requests[n].node = n;
         requests[n].shards.push_back(op->shards.size());
       }
-      shard_writes.push_back(ShardWrite{shard, p.epoch, st.series});
+      shard_writes.push_back(ShardWrite{shard, ViewOf(p), st.series});
       op->shards.push_back(std::move(st));
     }
   }
@@ -184,6 +209,8 @@ void QuorumWriter::OnReply(const std::shared_ptr<Op>& op, size_t request,
       reply = absl::InternalError(absl::StrCat("replica answered for ", reply->shards.size(),
                                                " shards, not ", r.shards.size()));
     }
+    // A fenced write is rewritten with a newer map or failed: no hint.
+    const bool hint = !reply.ok() && !IsStaleShardView(reply.status());
     for (size_t k = 0; k < r.shards.size(); ++k) {
       ShardState& s = op->shards[r.shards[k]];
       if (reply.ok()) {
@@ -191,7 +218,7 @@ void QuorumWriter::OnReply(const std::shared_ptr<Op>& op, size_t request,
         if (!s.result.has_value()) s.result = reply->shards[k];
       } else {
         s.failed.push_back(r.node);
-        hints.emplace_back(s.shard, s.series);
+        if (hint) hints.emplace_back(s.shard, s.series);
       }
     }
     if (!reply.ok()) op->errors.emplace(r.node, reply.status());
@@ -203,8 +230,8 @@ void QuorumWriter::OnReply(const std::shared_ptr<Op>& op, size_t request,
 }
 
 void QuorumWriter::Finish(const std::shared_ptr<Op>& op, bool all_replied) {
-  WriteCallback done;
-  absl::StatusOr<storage::AppendResult> outcome;
+  std::function<void(QuorumWriteResult)> done;
+  QuorumWriteResult outcome;
   {
     absl::MutexLock l(&op->mu);
     if (op->done) {
@@ -248,15 +275,31 @@ size_t QuorumWriter::inflight() const {
 }
 
 absl::StatusOr<storage::AppendResult> QuorumWriter::WriteAndWait(
-    std::shared_ptr<const ShardMap> map, std::vector<Series> series) {
-  absl::Notification done;
-  absl::StatusOr<storage::AppendResult> result;
-  Write(std::move(map), std::move(series), [&](absl::StatusOr<storage::AppendResult> r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+    std::shared_ptr<const ShardMap> map, std::vector<Series> series,
+    const AwaitMapFn& await_newer) {
+  storage::AppendResult total;
+  for (int rewrites = 0;; ++rewrites) {
+    absl::Notification done;
+    QuorumWriteResult r;
+    WriteShards(map, std::move(series), [&](QuorumWriteResult result) {
+      r = std::move(result);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    AddCounts(r.appended, &total);
+    if (r.status.ok()) return total;
+    if (!IsStaleShardView(r.status)) return r.status;
+    // This node's map is older than a replica's: rewrite what missed quorum
+    // once it has caught up; never ack from the stale replica set.
+    std::shared_ptr<const ShardMap> newer;
+    if (await_newer && rewrites < kMaxRewrites) newer = await_newer(map);
+    if (newer == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat(r.status.message(), "; this node's shard map did not catch up"));
+    }
+    map = std::move(newer);
+    series = std::move(r.missed);
+  }
 }
 
 void QuorumWriter::ReplayHints(NodeId node, const ShardMap& map,
@@ -271,7 +314,7 @@ void QuorumWriter::ReplayHints(NodeId node, const ShardMap& map,
     if (h.shard >= map.num_shards()) continue;
     const ShardPlacement& p = map.shards[h.shard];
     if (!Contains(p.WriteSet(), node)) continue;  // no longer the node's shard
-    req.shards.push_back(ShardWrite{h.shard, p.epoch, h.series});
+    req.shards.push_back(ShardWrite{h.shard, ViewOf(p), h.series});
     hints.push_back(std::move(h));
   }
   if (hints.empty()) {

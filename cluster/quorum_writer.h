@@ -10,6 +10,12 @@
 // quorum: never a false OK. Replicas that failed or did not answer by the
 // deadline get the shard's series as hints (HintStore), replayed by ReplayHints().
 //
+// Epoch fencing (fencing.h): each shard is sent with the view of it in the
+// write's map. A replica whose map is newer refuses it (no hint then); the
+// write fails kFailedPrecondition (IsStaleShardView) in WriteShards(), and
+// WriteAndWait() with an AwaitMapFn rewrites the shards that missed quorum once
+// the coordinator's map has caught up, or fails kUnavailable.
+//
 // Network-free and clock-injected: the deadline is enforced by the client's
 // contract (replica_client.h) and, as a backstop, by ExpireOverdue(), which the
 // shell calls periodically and tests call after advancing a FakeClock.
@@ -38,6 +44,22 @@
 
 namespace vigil::cluster {
 
+// A write's outcome shard by shard (QuorumWriter::WriteShards).
+struct QuorumWriteResult {
+  // OK once every shard reached quorum. Else kInvalidArgument if a replica
+  // refused the input; kFailedPrecondition (IsStaleShardView) if a replica's
+  // map was newer than the write's (rewriting `missed` with a newer map may
+  // succeed); otherwise kUnavailable naming the shards that missed quorum.
+  absl::Status status;
+  storage::AppendResult appended;  // summed over the shards that reached quorum
+  std::vector<Series> missed;      // the series of the shards that did not
+};
+
+// Waits (bounded) until the coordinator has a newer map than `stale` and
+// returns it; null if none came in time.
+using AwaitMapFn = std::function<std::shared_ptr<const ShardMap>(
+    const std::shared_ptr<const ShardMap>& stale)>;
+
 struct QuorumWriterOptions {
   ShardOfFn shard_of = nullptr;  // required: &storage::ShardOf in vigild
   absl::Duration timeout = absl::Seconds(10);
@@ -58,12 +80,22 @@ class QuorumWriter {
   // and calls `done` exactly once: OK with the counts once every touched shard
   // has its quorum; kUnavailable naming the shards that missed it once that is
   // certain or the deadline passed; kInvalidArgument if a replica refused the
-  // input and quorum was missed. May call `done` before returning.
+  // input and quorum was missed. A write that replicas fenced (the map is
+  // stale) is kUnavailable too. May call `done` before returning.
   void Write(std::shared_ptr<const ShardMap> map, std::vector<Series> series,
              WriteCallback done);
+  // Write() with the outcome per shard (see QuorumWriteResult).
+  void WriteShards(std::shared_ptr<const ShardMap> map, std::vector<Series> series,
+                   std::function<void(QuorumWriteResult)> done);
   // Write() and wait for its answer (which the client contract bounds in time).
+  // With `await_newer`: when replicas fence the write, waits for a newer map
+  // with it and rewrites the shards that missed quorum (at most
+  // kMaxRewrites times; counts are summed over the attempts); kUnavailable
+  // if no newer map comes.
   absl::StatusOr<storage::AppendResult> WriteAndWait(std::shared_ptr<const ShardMap> map,
-                                                     std::vector<Series> series);
+                                                     std::vector<Series> series,
+                                                     const AwaitMapFn& await_newer = nullptr);
+  static constexpr int kMaxRewrites = 4;
 
   // Fails every write past its deadline: replicas that have not answered are
   // treated as failed (and get hints). Returns how many writes it finished.

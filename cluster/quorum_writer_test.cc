@@ -263,5 +263,115 @@ TEST_F(QuorumWriterTest, HintsForShardsTheNodeNoLongerHoldsAreDiscarded) {
   EXPECT_EQ(hints_.Stats(3).hints, 0);
 }
 
+// Epoch fencing. Before: every shard on {1, 2, 3} at epoch 1. After (the
+// shards moved to {2, 3, 4}, epoch 2): what the replicas that applied it have.
+std::shared_ptr<const ShardMap> Before() { return ThreeNodeMap(); }
+std::shared_ptr<const ShardMap> After() {
+  return MapOf(std::vector<ShardPlacement>(kShards, ShardPlacement{{2, 3, 4}, {}, 2}));
+}
+
+TEST_F(QuorumWriterTest, StaleCoordinatorIsNeverAcked) {
+  // Node 1 (the old replica set's coordinator, a removed node) never applied
+  // the flip; nodes 2 and 3 did.
+  nodes_.SetMap(1, Before());
+  for (NodeId n : {2, 3, 4}) nodes_.SetMap(n, After());
+  Start(Before(), MakeSeries(10));
+  ASSERT_TRUE(result_.has_value());
+  EXPECT_THAT(*result_, StatusIs(absl::StatusCode::kUnavailable,
+                                 HasSubstr("stale shard epoch 1 (not moving) < 2")));
+  EXPECT_EQ(nodes_.fenced(2), 1);
+  EXPECT_EQ(nodes_.fenced(3), 1);
+  EXPECT_EQ(nodes_.writes(4), 0);
+  // A fenced write leaves no hints: it is rewritten with a newer map or failed.
+  EXPECT_EQ(hints_.Stats(2).hints, 0);
+  EXPECT_EQ(hints_.Stats(3).hints, 0);
+
+  // Without a newer map to rewrite with, WriteAndWait fails retryably too.
+  int awaited = 0;
+  EXPECT_THAT(writer_.WriteAndWait(Before(), MakeSeries(10),
+                                   [&](const std::shared_ptr<const ShardMap>&) {
+                                     ++awaited;
+                                     return nullptr;
+                                   }),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("did not catch up")));
+  EXPECT_EQ(awaited, 1);
+}
+
+TEST_F(QuorumWriterTest, WriteShardsReportsFencingAndWhatMissedQuorum) {
+  for (NodeId n : {2, 3, 4}) nodes_.SetMap(n, After());
+  std::optional<QuorumWriteResult> r;
+  writer_.WriteShards(Before(), MakeSeries(10), [&](QuorumWriteResult x) { r = std::move(x); });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(IsStaleShardView(r->status)) << r->status;
+  EXPECT_EQ(r->missed.size(), 10u);
+  EXPECT_EQ(r->appended.appended, 0);
+}
+
+TEST_F(QuorumWriterTest, CoordinatorThatCatchesUpRewritesToTheNewReplicas) {
+  nodes_.SetMap(1, Before());
+  for (NodeId n : {2, 3, 4}) nodes_.SetMap(n, After());
+  std::vector<Series> series = MakeSeries(10);
+  int awaited = 0;
+  ASSERT_OK_AND_ASSIGN(storage::AppendResult r,
+                       writer_.WriteAndWait(Before(), series,
+                                            [&](const std::shared_ptr<const ShardMap>& stale) {
+                                              ++awaited;
+                                              EXPECT_EQ(stale->shards[0].epoch, 1u);
+                                              return After();
+                                            }));
+  EXPECT_EQ(awaited, 1);
+  // Counted once: the rewrite's first ack comes from a node that had nothing.
+  EXPECT_EQ(r.appended + r.duplicates, 20);
+  for (NodeId n : {2, 3, 4}) EXPECT_EQ(nodes_.SampleCount(n), 20) << "node " << n;
+  EXPECT_EQ(nodes_.writes(1), 1);  // the rewrite does not go to the old replica
+}
+
+TEST_F(QuorumWriterTest, OnlyTheShardsThatMissedQuorumAreRewritten) {
+  // Shard 0 moved off node 1 (epoch 2); the others did not. Node 2 applied the
+  // flip and refuses the whole request (it holds shard 0 among others).
+  std::vector<ShardPlacement> before(kShards, ShardPlacement{{1, 2, 3}, {}, 1});
+  std::vector<ShardPlacement> after = before;
+  after[0] = ShardPlacement{{2, 3, 4}, {}, 2};
+  nodes_.SetMap(2, MapOf(after));
+  nodes_.SetMap(3, MapOf(after));
+  std::vector<Series> series = MakeSeries(40);
+  ASSERT_OK_AND_ASSIGN(
+      storage::AppendResult r,
+      writer_.WriteAndWait(MapOf(before), series,
+                           [&](const std::shared_ptr<const ShardMap>&) { return MapOf(after); }));
+  EXPECT_EQ(r.appended + r.duplicates, 80);
+  // Node 4 got shard 0 only, from the rewrite.
+  ASSERT_EQ(nodes_.write_requests(4).size(), 1u);
+  ASSERT_EQ(nodes_.write_requests(4)[0].shards.size(), 1u);
+  EXPECT_EQ(nodes_.write_requests(4)[0].shards[0].shard, 0u);
+  EXPECT_EQ(nodes_.write_requests(4)[0].shards[0].view, (ShardView{2, false}));
+}
+
+TEST_F(QuorumWriterTest, ReplicaBehindTheCoordinatorDoesNotRefuse) {
+  // The coordinator applied the flip; replicas 2 and 3 have not yet.
+  for (NodeId n : {2, 3}) nodes_.SetMap(n, Before());
+  Start(After(), MakeSeries(10));
+  ASSERT_OK(*result_);
+  EXPECT_EQ(nodes_.fenced(2) + nodes_.fenced(3), 0);
+  // Nor one that has not seen a move begin the coordinator writes through.
+  auto moving = MapOf(std::vector<ShardPlacement>(kShards, ShardPlacement{{2, 3, 4}, {2, 3, 5}, 2}));
+  for (NodeId n : {2, 3, 4, 5}) nodes_.SetMap(n, After());
+  Start(moving, MakeSeries(10));
+  ASSERT_OK(*result_);
+  EXPECT_EQ(nodes_.fenced(5), 0);
+}
+
+TEST_F(QuorumWriterTest, ReplicaThatSawTheMoveBeginRefusesAWriteToTheOldSetOnly) {
+  // Nodes 1-3 applied BeginShardMove (pending {1, 2, 4}); the coordinator has not
+  // and would write to {1, 2, 3} only, where the move's stream may miss it.
+  auto moving = MapOf(std::vector<ShardPlacement>(kShards, ShardPlacement{{1, 2, 3}, {1, 2, 4}, 1}));
+  for (NodeId n : {1, 2, 3}) nodes_.SetMap(n, moving);
+  Start(Before(), MakeSeries(4));
+  EXPECT_THAT(*result_, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("(moving)")));
+  ASSERT_OK(writer_.WriteAndWait(Before(), MakeSeries(4),
+                                 [&](const std::shared_ptr<const ShardMap>&) { return moving; }));
+  EXPECT_EQ(nodes_.SampleCount(4), 8);  // the new replica has it
+}
+
 }  // namespace
 }  // namespace vigil::cluster

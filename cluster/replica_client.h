@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cluster/fencing.h"
 #include "cluster/hints.h"
 #include "cluster/ring.h"
 #include "common/matcher.h"
@@ -33,7 +34,8 @@ namespace vigil::cluster {
 // The series of one shard bound for one replica.
 struct ShardWrite {
   uint32_t shard = 0;
-  uint64_t epoch = 0;  // the coordinator's view of the shard's ownership epoch
+  // The coordinator's view of the shard (fencing.h); epoch 0 (streams, repairs): not fenced.
+  ShardView view;
   SharedSeries series;
 };
 
@@ -41,6 +43,16 @@ struct ShardWrite {
 struct ReplicaWriteRequest {
   std::vector<ShardWrite> shards;
 };
+
+// The replica's side of epoch fencing: OK, or the first shard of `req` whose
+// view `map` (the replica's) fences (CheckShardView).
+inline absl::Status CheckWriteViews(const ReplicaWriteRequest& req, const ShardMap* map) {
+  for (const ShardWrite& w : req.shards) {
+    absl::Status s = CheckShardView(w.shard, w.view, map);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 struct ReplicaWriteReply {
   // Parallel to the request's shards: what the replica's TSDB::Append said.
@@ -54,7 +66,9 @@ class ReplicaClient {
 
   // Appends every shard of `req` on `node` durably, then replies OK. Any error
   // means the node may hold some, all or none of it (appends are idempotent, so
-  // resending is safe). kInvalidArgument when the replica refused the input.
+  // resending is safe). kInvalidArgument when the replica refused the input;
+  // kFailedPrecondition (IsStaleShardView) when its map fenced a shard's view
+  // (then it appended nothing).
   virtual void Write(NodeId node, ReplicaWriteRequest req, absl::Time deadline,
                      WriteCallback done) = 0;
 };

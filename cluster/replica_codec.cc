@@ -82,7 +82,8 @@ void WriteToProto(const ReplicaWriteRequest& req, internal::v1::ReplicaWriteRequ
   for (const ShardWrite& w : req.shards) {
     internal::v1::ShardBatch* b = out->add_shards();
     b->set_shard(w.shard);
-    b->set_epoch(w.epoch);
+    b->set_epoch(w.view.epoch);
+    if (w.view.moving.has_value()) b->set_moving(*w.view.moving);
     if (w.series == nullptr) continue;
     for (const Series& s : *w.series) SeriesToProto(s, b->add_series());
   }
@@ -93,7 +94,8 @@ ReplicaWriteRequest WriteFromProto(const internal::v1::ReplicaWriteRequest& req)
   for (const internal::v1::ShardBatch& b : req.shards()) {
     ShardWrite w;
     w.shard = b.shard();
-    w.epoch = b.epoch();
+    w.view.epoch = b.epoch();
+    if (b.has_moving()) w.view.moving = b.moving();
     w.series = std::make_shared<const std::vector<Series>>(SeriesFromProto(b.series()));
     out.shards.push_back(std::move(w));
   }

@@ -92,7 +92,12 @@ AppendPool& Pool() {
 }  // namespace
 
 absl::StatusOr<ReplicaWriteReply> AppendShardsConcurrently(const AppendFn& append,
-                                                           const ReplicaWriteRequest& req) {
+                                                           const ReplicaWriteRequest& req,
+                                                           const ShardMap* fence_map) {
+  if (fence_map != nullptr) {
+    absl::Status fenced = CheckWriteViews(req, fence_map);
+    if (!fenced.ok()) return fenced;
+  }
   const size_t n = req.shards.size();
   std::vector<absl::StatusOr<storage::AppendResult>> results(n, absl::UnknownError("not run"));
   Pool().ParallelFor(n, [&](size_t i) {
@@ -109,13 +114,19 @@ absl::StatusOr<ReplicaWriteReply> AppendShardsConcurrently(const AppendFn& appen
   return reply;
 }
 
-ReplicaService::ReplicaService(AppendFn append, storage::TSDB* tsdb, uint32_t num_shards)
-    : append_(append), tsdb_(tsdb), local_(std::move(append), tsdb, &storage::ShardOf, num_shards) {}
+ReplicaService::ReplicaService(AppendFn append, storage::TSDB* tsdb, uint32_t num_shards,
+                               MapFn current_map)
+    : append_(append),
+      tsdb_(tsdb),
+      current_map_(std::move(current_map)),
+      local_(std::move(append), tsdb, &storage::ShardOf, num_shards) {}
 
 grpc::Status ReplicaService::Write(grpc::ServerContext*,
                                    const internal::v1::ReplicaWriteRequest* req,
                                    internal::v1::ReplicaWriteResponse* resp) {
-  absl::StatusOr<ReplicaWriteReply> r = AppendShardsConcurrently(append_, WriteFromProto(*req));
+  std::shared_ptr<const ShardMap> map = current_map_ ? current_map_() : nullptr;
+  absl::StatusOr<ReplicaWriteReply> r =
+      AppendShardsConcurrently(append_, WriteFromProto(*req), map.get());
   if (!r.ok()) return ToGrpcStatus(r.status());
   for (const storage::AppendResult& a : r->shards) AppendResultToProto(a, resp->add_shards());
   return grpc::Status::OK;

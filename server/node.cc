@@ -272,9 +272,10 @@ absl::Status Node::StartGrpc() {
   builder.RegisterService(admin_service_.get());
   if (data_plane_ != nullptr) {
     storage::TSDB* db = storage_owner_.get();
+    // Fences incoming writes with this node's shard map (cluster/fencing.h).
     replica_service_ = std::make_unique<cluster::ReplicaService>(
         [this, db](const std::vector<storage::SeriesAppend>& b) { return AppendLocal(db, b); },
-        db, opts_.storage.num_shards);
+        db, opts_.storage.num_shards, [dp = data_plane_.get()] { return dp->current_map(); });
     builder.RegisterService(replica_service_.get());
   }
   if (control_plane_ != nullptr) control_plane_->RegisterServices(&builder);

@@ -3,8 +3,9 @@
 // FakeNodes: an in-memory cluster of replicas behind the ReplicaClient and
 // ReplicaReader interfaces, for tests. Each node can be up, down (kUnavailable),
 // rejecting (kInvalidArgument), holding (callbacks kept until released) or slow
-// (advances the FakeClock by a delay and fails past the deadline). Everything
-// runs on the caller's thread; no sleeping.
+// (advances the FakeClock by a delay and fails past the deadline). A node given
+// a shard map (SetMap) fences writes with it as a real replica does
+// (CheckWriteViews). Everything runs on the caller's thread; no sleeping.
 #ifndef VIGIL_CLUSTER_TESTING_FAKE_NODES_H_
 #define VIGIL_CLUSTER_TESTING_FAKE_NODES_H_
 
@@ -42,6 +43,10 @@ class FakeNodes final : public ReplicaClient, public ReplicaReader {
 
   void SetMode(NodeId n, Mode m) { mode_[n] = m; }
   void SetDelay(NodeId n, absl::Duration d) { delay_[n] = d; }
+  // The map `n` fences writes with (null: none, accepts every view).
+  void SetMap(NodeId n, std::shared_ptr<const ShardMap> map) { maps_[n] = std::move(map); }
+  // Writes `n` refused as stale so far.
+  int fenced(NodeId n) const { return Lookup(fenced_, n); }
 
   // Stores samples on `n` directly (to make replicas diverge).
   void Add(NodeId n, const Series& s) {
@@ -124,6 +129,13 @@ class FakeNodes final : public ReplicaClient, public ReplicaReader {
     write_log_[n].push_back(req);
     absl::Status s = Admit(n, deadline);
     if (!s.ok()) return done(s);
+    if (auto m = maps_.find(n); m != maps_.end()) {
+      s = CheckWriteViews(req, m->second.get());
+      if (!s.ok()) {
+        ++fenced_[n];
+        return done(s);
+      }
+    }
     if (ModeOf(n) == Mode::kHold) {
       held_.emplace_back(n, std::make_pair(std::move(req), std::move(done)));
       return;
@@ -202,6 +214,8 @@ class FakeNodes final : public ReplicaClient, public ReplicaReader {
   const uint32_t num_shards_;
   std::map<NodeId, Mode> mode_;
   std::map<NodeId, absl::Duration> delay_;
+  std::map<NodeId, std::shared_ptr<const ShardMap>> maps_;
+  std::map<NodeId, int> fenced_;
   std::map<NodeId, std::map<Labels, std::map<int64_t, double>>> data_;
   std::map<NodeId, int> writes_, reads_, shards_read_;
   std::map<NodeId, std::vector<ReplicaWriteRequest>> write_log_;
