@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/blocking_counter.h"
 #include "cluster/quorum_writer.h"
+#include "common/status_macros.h"
 #include "glog/logging.h"
 
 namespace vigil::cluster {
@@ -32,14 +32,6 @@ std::vector<NodeId> Candidates(const ShardPlacement& p, NodeId self) {
   return out;
 }
 
-// Per-shard bookkeeping of one Gather.
-struct ShardProgress {
-  std::vector<NodeId> candidates;
-  size_t next = 0;  // next candidate to try
-  int need = 0;
-  int got = 0;
-};
-
 std::vector<Sample> UnionSamples(const std::vector<Sample>& a, const std::vector<Sample>& b) {
   std::vector<Sample> out;
   out.reserve(a.size() + b.size());
@@ -51,6 +43,217 @@ std::vector<Sample> UnionSamples(const std::vector<Sample>& a, const std::vector
     } else {
       out.push_back(b[j++]);
     }
+  }
+  return out;
+}
+
+// What the read callbacks share with their Gatherer. Held by shared_ptr in every
+// callback, so a reply that arrives after Gather returned (a straggler it did
+// not wait for) lands here and is dropped with the last reference.
+struct Mailbox {
+  absl::Mutex mu;
+  std::vector<std::pair<size_t, absl::StatusOr<ReplicaReadReply>>> arrived ABSL_GUARDED_BY(mu);
+  // Notified on each arrival; replaced before every look at `arrived`.
+  std::shared_ptr<Event> wake ABSL_GUARDED_BY(mu);
+};
+
+// One read sent to one node for some shards.
+struct Ask {
+  NodeId node = 0;
+  std::vector<uint32_t> shards;
+  absl::Time sent;
+};
+
+// Per-shard bookkeeping of one Gather.
+struct ShardProgress {
+  std::vector<NodeId> candidates;
+  size_t next = 0;  // next candidate to try
+  int need = 0;
+  int got = 0;
+  std::vector<size_t> in_flight;  // asks not answered yet
+};
+
+// One Gather: sends reads, absorbs replies, hedges, until every shard is settled
+// (R answers, or no replica left to ask) or the query deadline passed. Lives on
+// the calling thread; only the Mailbox is shared with the reader's callbacks.
+class Gatherer {
+ public:
+  Gatherer(const ShardMap& map, ReplicaReader* reader, const Clock* clock,
+           const FanoutOptions& opts, ReplicaReadRequest req)
+      : reader_(reader), clock_(clock), opts_(opts), req_(std::move(req)),
+        box_(std::make_shared<Mailbox>()),
+        deadline_(clock->MonotonicNow() + opts.timeout) {
+    shards_.resize(map.num_shards());
+    for (uint32_t s = 0; s < map.num_shards(); ++s) {
+      shards_[s].candidates = Candidates(map.shards[s], opts_.self);
+      shards_[s].need = ReadQuorum(map.shards[s].replicas.size());
+    }
+  }
+
+  // OK once settled or past the deadline; a query error (IsQueryError) at once.
+  absl::Status Run() {
+    while (true) {
+      std::vector<std::pair<size_t, absl::StatusOr<ReplicaReadReply>>> arrived;
+      std::shared_ptr<Event> wake = std::make_shared<Event>();
+      {
+        absl::MutexLock l(&box_->mu);
+        arrived.swap(box_->arrived);
+        box_->wake = wake;  // any later arrival notifies it
+      }
+      for (auto& [id, result] : arrived) RETURN_IF_ERROR(Absorb(id, std::move(result)));
+      const absl::Time now = clock_->MonotonicNow();
+      if (now >= deadline_) return absl::OkStatus();
+      Dispatch(now);
+      if (Settled()) return absl::OkStatus();
+      const absl::Time until = NextWake(clock_->MonotonicNow());
+      if (opts_.wait_for_testing) {
+        opts_.wait_for_testing(wake.get(), until);
+      } else {
+        wake->WaitWithTimeout(until - clock_->MonotonicNow());
+      }
+    }
+  }
+
+  // One line per shard with fewer than R answers, with each replica's reason.
+  std::vector<std::string> ShortShards() const;
+
+  std::map<NodeId, std::vector<ReplicaReadReply>> TakeReplies() { return std::move(replies_); }
+
+ private:
+  absl::Status Absorb(size_t id, absl::StatusOr<ReplicaReadReply> result);
+  // Asks each unsettled shard's next candidates for the answers it still needs.
+  void Dispatch(absl::Time now);
+  void Send(NodeId node, std::vector<uint32_t> shards);
+  bool Settled() const;
+  // When an in-flight read is hedged next, or the deadline.
+  absl::Time NextWake(absl::Time now) const;
+  absl::Time HedgeAt(const Ask& ask) const {
+    return ask.sent + std::max(opts_.hedge_delay, opts_.hedge_latency_factor * slowest_);
+  }
+  // Whether `s` has a candidate that is neither asked yet nor failed.
+  bool HasSpare(const ShardProgress& p) const {
+    for (size_t i = p.next; i < p.candidates.size(); ++i) {
+      if (!failed_.count(p.candidates[i])) return true;
+    }
+    return false;
+  }
+
+  ReplicaReader* const reader_;
+  const Clock* const clock_;
+  const FanoutOptions& opts_;
+  ReplicaReadRequest req_;
+  const std::shared_ptr<Mailbox> box_;
+  const absl::Time deadline_;
+  std::vector<ShardProgress> shards_;
+  std::vector<Ask> asks_;                   // by id
+  std::map<NodeId, absl::Status> failed_;  // nodes that failed, first error
+  std::map<NodeId, std::vector<ReplicaReadReply>> replies_;
+  absl::Duration slowest_;  // the slowest answer so far
+};
+
+absl::Status Gatherer::Absorb(size_t id, absl::StatusOr<ReplicaReadReply> result) {
+  const Ask& ask = asks_[id];
+  for (uint32_t s : ask.shards) {
+    std::vector<size_t>& f = shards_[s].in_flight;
+    f.erase(std::remove(f.begin(), f.end(), id), f.end());
+  }
+  if (!result.ok()) {
+    if (IsQueryError(result.status())) return result.status();
+    failed_.emplace(ask.node, result.status());
+    return absl::OkStatus();
+  }
+  slowest_ = std::max(slowest_, clock_->MonotonicNow() - ask.sent);
+  for (uint32_t s : ask.shards) ++shards_[s].got;
+  replies_[ask.node].push_back(*std::move(result));
+  return absl::OkStatus();
+}
+
+void Gatherer::Dispatch(absl::Time now) {
+  std::map<NodeId, std::vector<uint32_t>> round;
+  for (uint32_t s = 0; s < shards_.size(); ++s) {
+    ShardProgress& p = shards_[s];
+    // Reads past their hedge time no longer count as coming.
+    int coming = 0;
+    for (size_t id : p.in_flight) coming += HedgeAt(asks_[id]) > now ? 1 : 0;
+    while (p.got + coming < p.need && p.next < p.candidates.size()) {
+      const NodeId n = p.candidates[p.next++];
+      if (failed_.count(n)) continue;
+      round[n].push_back(s);
+      ++coming;
+    }
+  }
+  // Remote nodes first: this node's read may run on this thread.
+  auto self = round.find(opts_.self);
+  for (auto it = round.begin(); it != round.end(); ++it) {
+    if (it != self) Send(it->first, std::move(it->second));
+  }
+  if (self != round.end()) Send(self->first, std::move(self->second));
+}
+
+void Gatherer::Send(NodeId node, std::vector<uint32_t> shards) {
+  const size_t id = asks_.size();
+  const absl::Time now = clock_->MonotonicNow();
+  bool spare = true;
+  for (uint32_t s : shards) {
+    shards_[s].in_flight.push_back(id);
+    spare = spare && HasSpare(shards_[s]);
+  }
+  const absl::Time deadline = spare ? std::min(deadline_, now + opts_.attempt_timeout) : deadline_;
+  req_.shards = shards;
+  asks_.push_back(Ask{node, std::move(shards), now});
+  reader_->Read(node, req_, deadline,
+                [box = box_, id](absl::StatusOr<ReplicaReadReply> r) {
+                  std::shared_ptr<Event> wake;
+                  {
+                    absl::MutexLock l(&box->mu);
+                    box->arrived.emplace_back(id, std::move(r));
+                    wake = box->wake;
+                  }
+                  if (wake != nullptr) wake->Notify();
+                });
+}
+
+bool Gatherer::Settled() const {
+  for (const ShardProgress& p : shards_) {
+    if (p.got < p.need && !p.in_flight.empty()) return false;
+  }
+  return true;
+}
+
+absl::Time Gatherer::NextWake(absl::Time now) const {
+  absl::Time next = deadline_;
+  for (const ShardProgress& p : shards_) {
+    if (p.got >= p.need || !HasSpare(p)) continue;
+    for (size_t id : p.in_flight) {
+      const absl::Time at = HedgeAt(asks_[id]);
+      if (at > now) next = std::min(next, at);
+    }
+  }
+  return next;
+}
+
+std::vector<std::string> Gatherer::ShortShards() const {
+  std::vector<std::string> out;
+  for (uint32_t s = 0; s < shards_.size(); ++s) {
+    const ShardProgress& p = shards_[s];
+    if (p.got >= p.need) continue;
+    std::vector<std::string> why;
+    for (NodeId n : p.candidates) {
+      auto it = failed_.find(n);
+      if (it != failed_.end()) {
+        why.push_back(absl::StrCat("node ", n, ": ", it->second.ToString()));
+        continue;
+      }
+      for (size_t id : p.in_flight) {
+        if (asks_[id].node != n) continue;
+        why.push_back(absl::StrCat("node ", n, ": no answer within the query timeout of ",
+                                   absl::FormatDuration(opts_.timeout)));
+        break;
+      }
+    }
+    if (p.candidates.empty()) why.push_back("no replicas");
+    out.push_back(absl::StrCat("shard ", s, ": ", p.got, " of ", p.need,
+                               " replicas answered (", absl::StrJoin(why, "; "), ")"));
   }
   return out;
 }
@@ -85,71 +288,15 @@ FanoutSource::FanoutSource(std::shared_ptr<const ShardMap> map, ReplicaReader* r
 }
 
 absl::StatusOr<FanoutSource::Gathered> FanoutSource::Gather(ReplicaReadRequest req) {
-  const absl::Time deadline = clock_->MonotonicNow() + opts_.timeout;
-  std::vector<ShardProgress> shards(map_->num_shards());
-  for (uint32_t s = 0; s < map_->num_shards(); ++s) {
-    shards[s].candidates = Candidates(map_->shards[s], opts_.self);
-    shards[s].need = ReadQuorum(map_->shards[s].replicas.size());
-  }
-  std::map<NodeId, absl::Status> failed;  // nodes that failed, first error
-  std::map<NodeId, std::vector<ReplicaReadReply>> replies;
-  while (true) {
-    // Ask each shard's next untried, not-failed candidates for the missing answers.
-    std::map<NodeId, std::vector<uint32_t>> round;
-    for (uint32_t s = 0; s < shards.size(); ++s) {
-      ShardProgress& p = shards[s];
-      int asked = 0;
-      while (p.got + asked < p.need && p.next < p.candidates.size()) {
-        const NodeId n = p.candidates[p.next++];
-        if (failed.count(n)) continue;
-        round[n].push_back(s);
-        ++asked;
-      }
-    }
-    if (round.empty()) break;
-    std::vector<std::pair<NodeId, std::vector<uint32_t>>> asks(round.begin(), round.end());
-    std::vector<absl::StatusOr<ReplicaReadReply>> results(asks.size());
-    absl::BlockingCounter pending(static_cast<int>(asks.size()));
-    for (size_t i = 0; i < asks.size(); ++i) {
-      req.shards = asks[i].second;
-      reader_->Read(asks[i].first, req, deadline,
-                    [&results, &pending, i](absl::StatusOr<ReplicaReadReply> r) {
-                      results[i] = std::move(r);
-                      pending.DecrementCount();
-                    });
-    }
-    pending.Wait();
-    for (size_t i = 0; i < asks.size(); ++i) {
-      const NodeId node = asks[i].first;
-      if (!results[i].ok()) {
-        if (IsQueryError(results[i].status())) return results[i].status();
-        failed.emplace(node, results[i].status());
-        continue;
-      }
-      for (uint32_t s : asks[i].second) ++shards[s].got;
-      replies[node].push_back(*std::move(results[i]));
-    }
-  }
+  Gatherer g(*map_, reader_, clock_, opts_, std::move(req));
+  RETURN_IF_ERROR(g.Run());
   Gathered out;
-  std::vector<std::string> short_shards;
-  for (uint32_t s = 0; s < shards.size(); ++s) {
-    const ShardProgress& p = shards[s];
-    if (p.got >= p.need) continue;
-    std::vector<std::string> why;
-    for (NodeId n : p.candidates) {
-      auto it = failed.find(n);
-      if (it != failed.end()) why.push_back(absl::StrCat("node ", n, ": ", it->second.ToString()));
-    }
-    if (p.candidates.empty()) why.push_back("no replicas");
-    short_shards.push_back(absl::StrCat("shard ", s, ": ", p.got, " of ", p.need,
-                                        " replicas answered (", absl::StrJoin(why, "; "), ")"));
+  out.warnings = g.ShortShards();
+  if (!out.warnings.empty() && !opts_.partial_response) {
+    return absl::UnavailableError(absl::StrCat("read quorum missed on ", out.warnings.size(),
+                                               " shards: ", absl::StrJoin(out.warnings, ", ")));
   }
-  if (!short_shards.empty() && !opts_.partial_response) {
-    return absl::UnavailableError(absl::StrCat("read quorum missed on ", short_shards.size(),
-                                               " shards: ", absl::StrJoin(short_shards, ", ")));
-  }
-  out.warnings = std::move(short_shards);
-  for (auto& [node, list] : replies) {
+  for (auto& [node, list] : g.TakeReplies()) {
     for (ReplicaReadReply& r : list) {
       for (std::string& w : r.warnings) out.warnings.push_back(std::move(w));
       out.replies.push_back(std::move(r));

@@ -10,15 +10,26 @@
 // with kUnavailable naming it, unless partial_response is set: then the call
 // returns what it has with one warning per such shard (as Thanos and Mimir do).
 //
+// A slow or silent replica (paused, partitioned) does not hold the query until
+// its deadline: reads are hedged (Dean & Barroso's "hedged requests", Cassandra's
+// speculative retry). A replica that has not answered hedge_delay after it was
+// asked stops counting toward its shards' quorum, and those shards ask their next
+// untried replica while the first read stays in flight; a shard is done once R
+// replicas answered, and the call returns once every shard is done, without
+// waiting for the stragglers (whose late replies are dropped). A read whose
+// shards all have another replica left gets its own shorter deadline
+// (attempt_timeout); the last candidates get the whole query deadline.
+//
 // Reads use each shard's current replica set, also during a move (the pending
 // owners are still being filled). This node's replica is asked first.
 // Construct one per query (it is cheap) with the current ShardMap. Thread-safe;
-// blocks the calling thread until the replies are in, which the reader's
-// deadline contract bounds.
+// blocks the calling thread until every shard has its answers or the query
+// deadline (FanoutOptions::timeout, on the Clock's monotonic time) passed.
 #ifndef VIGIL_CLUSTER_FANOUT_SOURCE_H_
 #define VIGIL_CLUSTER_FANOUT_SOURCE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,14 +41,31 @@
 #include "cluster/cluster_state.h"
 #include "cluster/replica_client.h"
 #include "common/clock.h"
+#include "common/event.h"
 #include "query/series_source.h"
 
 namespace vigil::cluster {
 
 struct FanoutOptions {
   NodeId self = 0;  // asked first for the shards it holds; 0 for none
+  // The whole call's deadline: shards without R answers by then fail it.
   absl::Duration timeout = absl::Seconds(30);
   bool partial_response = false;
+  // Hedging: a read not answered this long after it was sent no longer counts
+  // toward its shards' quorum (they ask their next replica). Adaptive within a
+  // query: never less than hedge_latency_factor times the slowest answer so far,
+  // so a query that is slow on every replica is not read three times over.
+  // InfiniteDuration(): no hedging (a replica is replaced only once it failed).
+  absl::Duration hedge_delay = absl::Milliseconds(400);
+  double hedge_latency_factor = 2;
+  // The deadline of one read whose every shard has another replica left to ask:
+  // min(query deadline, sent + attempt_timeout). It then fails and is replaced.
+  absl::Duration attempt_timeout = absl::Seconds(10);
+  // How the call waits for replies: returns once `wake` was notified (a reply
+  // arrived) or the Clock's MonotonicNow() reached `until` (or a little after:
+  // it is re-checked). Null: a real monotonic wait (production). Tests with a
+  // FakeClock advance it here (nothing else moves time while the call waits).
+  std::function<void(Event* wake, absl::Time until)> wait_for_testing;
 };
 
 // Merges series lists (each sorted by labels) into one sorted list: series with
@@ -64,10 +92,11 @@ class FanoutSource final : public query::SeriesSource {
 
  private:
   struct Gathered {
-    std::vector<ReplicaReadReply> replies;  // by ascending node id, then round
+    std::vector<ReplicaReadReply> replies;  // by ascending node id, then arrival
     std::vector<std::string> warnings;
   };
-  // Reads `req` (shards filled in here) from R replicas of every shard.
+  // Reads `req` (shards filled in here) from R replicas of every shard
+  // (fanout_source.cc's Gatherer).
   absl::StatusOr<Gathered> Gather(ReplicaReadRequest req);
   absl::StatusOr<std::vector<std::string>> GatherStrings(ReplicaReadRequest req);
 

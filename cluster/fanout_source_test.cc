@@ -1,5 +1,8 @@
 #include "cluster/fanout_source.h"
 
+#include <functional>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "cluster/quorum_writer.h"
 #include "cluster/testing/fake_nodes.h"
@@ -57,6 +60,234 @@ class FanoutSourceTest : public ::testing::Test {
   FakeClock clock_;
   FakeNodes nodes_;
 };
+
+// FakeNodes' data behind a network with a latency per node, on the FakeClock:
+// a read to `n` is answered latency(n) after it was sent, or fails with
+// kDeadlineExceeded at its deadline if that comes first (as the gRPC client's
+// would). An infinite latency is a silent node (SIGSTOPped, partitioned away).
+// Nothing happens until Deliver() is called with the clock past an event.
+class LatencyReader final : public ReplicaReader {
+ public:
+  LatencyReader(FakeClock* clock, FakeNodes* nodes) : clock_(clock), nodes_(nodes) {}
+
+  void SetLatency(NodeId n, absl::Duration d) { latency_[n] = d; }
+  void Read(NodeId n, const ReplicaReadRequest& req, absl::Time deadline,
+            ReadCallback done) override {
+    ++reads_[n];
+    deadlines_[n].push_back(deadline - clock_->MonotonicNow());
+    auto l = latency_.find(n);
+    const absl::Duration latency = l == latency_.end() ? absl::ZeroDuration() : l->second;
+    pending_.push_back({n, req, deadline, clock_->MonotonicNow() + latency, std::move(done)});
+  }
+  // The time of the next answer or expiry; InfiniteFuture if none.
+  absl::Time NextEvent() const {
+    absl::Time next = absl::InfiniteFuture();
+    for (const Pending& p : pending_) next = std::min({next, p.answer_at, p.deadline});
+    return next;
+  }
+  // Answers (or fails) every read whose time has come, in the order sent.
+  void Deliver() {
+    const absl::Time now = clock_->MonotonicNow();
+    std::vector<Pending> due;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (std::min(it->answer_at, it->deadline) <= now) {
+        due.push_back(std::move(*it));
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (Pending& p : due) {
+      if (p.answer_at <= p.deadline) {
+        nodes_->Read(p.node, p.req, absl::InfiniteFuture(), std::move(p.done));
+      } else {
+        p.done(absl::DeadlineExceededError(absl::StrCat("node ", p.node, " timed out")));
+      }
+    }
+  }
+  int reads(NodeId n) { return reads_[n]; }
+  // The timeout (deadline - sent) of every read sent to `n`.
+  const std::vector<absl::Duration>& timeouts(NodeId n) { return deadlines_[n]; }
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  struct Pending {
+    NodeId node;
+    ReplicaReadRequest req;
+    absl::Time deadline;
+    absl::Time answer_at;
+    ReadCallback done;
+  };
+  FakeClock* const clock_;
+  FakeNodes* const nodes_;
+  std::map<NodeId, absl::Duration> latency_;
+  std::map<NodeId, int> reads_;
+  std::map<NodeId, std::vector<absl::Duration>> deadlines_;
+  std::vector<Pending> pending_;
+};
+
+// Gather over a LatencyReader, as a discrete-event simulation: each time the
+// query waits, the clock jumps to its wake-up time or the network's next event,
+// whichever is first. Single-threaded and deterministic.
+class HedgedReadTest : public ::testing::Test {
+ protected:
+  HedgedReadTest() : nodes_(&clock_, kShards), reader_(&clock_, &nodes_) {
+    for (int i = 0; i < 10; ++i) {
+      nodes_.Add(1, Series{L(i), {{10, 1}, {20, 2}}});
+      nodes_.Add(2, Series{L(i), {{20, 2}, {30, 3}}});
+      nodes_.Add(3, Series{L(i), {{30, 3}, {40, 4}}});
+    }
+  }
+
+  FanoutOptions Options(bool partial = false) {
+    FanoutOptions o;
+    o.self = 1;
+    o.timeout = absl::Seconds(10);
+    o.hedge_delay = absl::Milliseconds(400);
+    o.attempt_timeout = absl::Seconds(2);
+    o.partial_response = partial;
+    o.wait_for_testing = [this](Event* wake, absl::Time until) {
+      ASSERT_LT(until, absl::InfiniteFuture());
+      if (wake->HasBeenNotified()) return;
+      const absl::Time to = std::min(until, reader_.NextEvent());
+      if (to > clock_.MonotonicNow()) clock_.Advance(to - clock_.MonotonicNow());
+      reader_.Deliver();
+    };
+    return o;
+  }
+
+  // Selects every series of the fixture; `elapsed` is the simulated time it took.
+  absl::StatusOr<query::SelectResult> Select(const FanoutOptions& o, absl::Duration* elapsed) {
+    const absl::Time start = clock_.MonotonicNow();
+    FanoutSource src(ThreeNodeMap(), &reader_, &clock_, o);
+    auto r = src.Select({0, 100}, MetricM());
+    *elapsed = clock_.MonotonicNow() - start;
+    return r;
+  }
+
+  static constexpr absl::Duration kSilent = absl::InfiniteDuration();
+  FakeClock clock_;
+  FakeNodes nodes_;
+  LatencyReader reader_;
+};
+
+// Before hedging, a silent node held every query until the query timeout.
+TEST_F(HedgedReadTest, SilentReplicaIsHedgedAfterTheDelay) {
+  reader_.SetLatency(2, kSilent);
+  absl::Duration elapsed;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(Options(), &elapsed));
+  EXPECT_EQ(elapsed, absl::Milliseconds(400));
+  EXPECT_THAT(r.warnings, IsEmpty());
+  ASSERT_THAT(r.series, SizeIs(10));
+  for (const Series& s : r.series) EXPECT_THAT(Times(s), ElementsAre(10, 20, 30, 40));
+  // One coalesced hedge for all shards; node 3 is the last candidate, so it
+  // gets the whole remaining query time, node 2 only an attempt's.
+  EXPECT_EQ(reader_.reads(3), 1);
+  EXPECT_THAT(reader_.timeouts(2), ElementsAre(absl::Seconds(2)));
+  EXPECT_THAT(reader_.timeouts(3), ElementsAre(absl::Milliseconds(9600)));
+  // The straggler's reply comes after the query returned: dropped safely.
+  ASSERT_EQ(reader_.pending(), 1u);
+  clock_.Advance(absl::Seconds(5));
+  reader_.Deliver();
+  EXPECT_EQ(reader_.pending(), 0u);
+}
+
+TEST_F(HedgedReadTest, SlowReplicaAnsweringAfterTheHedgeStillCounts) {
+  reader_.SetLatency(2, absl::Milliseconds(700));
+  reader_.SetLatency(3, kSilent);
+  absl::Duration elapsed;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(Options(), &elapsed));
+  EXPECT_EQ(elapsed, absl::Milliseconds(700));
+  EXPECT_EQ(reader_.reads(3), 1);  // hedged at 400 ms, never answered
+  ASSERT_THAT(r.series, SizeIs(10));
+  EXPECT_THAT(Times(r.series[0]), ElementsAre(10, 20, 30));
+}
+
+// The hedge delay is at least twice the slowest answer so far: a query slow on
+// every replica is not read from a third one.
+TEST_F(HedgedReadTest, HedgeWaitsLongerWhenEveryReplicaIsSlow) {
+  reader_.SetLatency(1, absl::Milliseconds(300));
+  reader_.SetLatency(2, absl::Milliseconds(550));
+  absl::Duration elapsed;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(Options(), &elapsed));
+  EXPECT_EQ(elapsed, absl::Milliseconds(550));
+  EXPECT_EQ(reader_.reads(3), 0);
+  EXPECT_THAT(Times(r.series[0]), ElementsAre(10, 20, 30));
+}
+
+TEST_F(HedgedReadTest, AttemptTimeoutReplacesASilentReplicaWithoutHedging) {
+  reader_.SetLatency(2, kSilent);
+  FanoutOptions o = Options();
+  o.hedge_delay = absl::InfiniteDuration();
+  absl::Duration elapsed;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(o, &elapsed));
+  EXPECT_EQ(elapsed, absl::Seconds(2));
+  ASSERT_THAT(r.series, SizeIs(10));
+  EXPECT_THAT(Times(r.series[0]), ElementsAre(10, 20, 30, 40));
+}
+
+TEST_F(HedgedReadTest, TwoSilentReplicasFailTheQueryAtItsDeadline) {
+  reader_.SetLatency(2, kSilent);
+  reader_.SetLatency(3, kSilent);
+  absl::Duration elapsed;
+  auto r = Select(Options(), &elapsed);
+  EXPECT_EQ(elapsed, absl::Seconds(10));
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("read quorum missed on 8")));
+  EXPECT_THAT(r.status().message(), HasSubstr("shard 0: 1 of 2 replicas answered (node 2: "
+                                              "DEADLINE_EXCEEDED: node 2 timed out; node 3: "));
+
+  ASSERT_OK_AND_ASSIGN(query::SelectResult partial, Select(Options(/*partial=*/true), &elapsed));
+  EXPECT_EQ(elapsed, absl::Seconds(10));
+  ASSERT_THAT(partial.series, SizeIs(10));
+  EXPECT_THAT(Times(partial.series[0]), ElementsAre(10, 20));
+  EXPECT_THAT(partial.warnings, SizeIs(kShards));
+}
+
+// A node still in flight at the deadline (its transport's deadline not yet
+// fired) is named as such.
+TEST_F(HedgedReadTest, ReplicaStillInFlightAtTheDeadlineIsNamed) {
+  reader_.SetLatency(2, kSilent);
+  reader_.SetLatency(3, absl::Seconds(30));
+  FanoutOptions o = Options();
+  o.attempt_timeout = absl::Minutes(1);
+  o.wait_for_testing = [this](Event* wake, absl::Time until) {
+    // A transport whose deadline fires late: only the query's own wait ends it.
+    if (wake->HasBeenNotified()) return;
+    clock_.Advance(until - clock_.MonotonicNow());
+  };
+  absl::Duration elapsed;
+  auto r = Select(o, &elapsed);
+  EXPECT_EQ(elapsed, absl::Seconds(10));
+  EXPECT_THAT(r.status().message(), HasSubstr("node 2: no answer within the query timeout of 10s; "
+                                              "node 3: no answer within the query timeout"));
+}
+
+TEST_F(HedgedReadTest, FastReplicasGiveTheSameAnswerAsWithoutLatency) {
+  for (NodeId n : {1, 2, 3}) reader_.SetLatency(n, absl::Milliseconds(50));
+  absl::Duration elapsed;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(Options(), &elapsed));
+  EXPECT_EQ(elapsed, absl::Milliseconds(50));
+  EXPECT_EQ(reader_.reads(3), 0);
+  FanoutOptions direct;
+  direct.self = 1;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult want,
+                       FanoutSource(ThreeNodeMap(), &nodes_, &clock_, direct)
+                           .Select({0, 100}, MetricM()));
+  ASSERT_EQ(r.series.size(), want.series.size());
+  for (size_t i = 0; i < want.series.size(); ++i) {
+    EXPECT_EQ(r.series[i].labels, want.series[i].labels);
+    EXPECT_THAT(Times(r.series[i]), ::testing::ElementsAreArray(Times(want.series[i])));
+  }
+}
+
+// A query error from any replica ends the call at once, even with a silent one.
+TEST_F(HedgedReadTest, QueryErrorEndsTheCallAtOnce) {
+  reader_.SetLatency(2, kSilent);
+  nodes_.SetMode(1, Mode::kReject);
+  absl::Duration elapsed;
+  EXPECT_THAT(Select(Options(), &elapsed), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(elapsed, absl::ZeroDuration());
+}
 
 TEST(ReadQuorumTest, ReadAndWriteQuorumsIntersect) {
   for (size_t n = 0; n <= 7; ++n) {
