@@ -211,7 +211,15 @@ absl::Time AlertingService::Tick() {
   {
     absl::MutexLock l(&mu_);
     DrainLocked();
-    if (term_ != 0) results = manager_.RunDue();
+    if (term_ != 0) {
+      // The API serves these views while the evaluation below holds mu_. (Also
+      // after it, in case a group fell due between the check and RunDue.)
+      if (manager_.scheduler_view().NextDue() <= clock_->Now()) RefreshViewsLocked();
+      evaluating_ = true;
+      results = manager_.RunDue();
+      evaluating_ = false;
+      if (!results.empty()) RefreshViewsLocked();
+    }
     term = term_;
     next = term_ != 0 ? manager_.scheduler_view().NextDue() : absl::InfiniteFuture();
     pump = !started_;
@@ -311,15 +319,56 @@ void AlertingService::Stop() {
 }
 
 std::string AlertingService::RulesJSON(absl::string_view type) {
-  absl::MutexLock l(&mu_);
-  DrainLocked();
-  return RulesAPIData(manager_, type).dump();
+  if (type != "" && type != "alert" && type != "record") {
+    // Not a view kept for evaluations (filters nothing, as Prometheus' unknown
+    // types do): rendered under the lock.
+    absl::MutexLock l(&mu_);
+    DrainLocked();
+    return RulesAPIData(manager_, type).dump();
+  }
+  return View(absl::StrCat("rules/", type));
 }
 
-std::string AlertingService::AlertsJSON() {
-  absl::MutexLock l(&mu_);
+std::string AlertingService::AlertsJSON() { return View("alerts"); }
+
+bool AlertingService::LockUnlessEvaluating() {
+  if (mu_.TryLock()) return true;
+  if (evaluating_) return false;
+  mu_.Lock();
+  return true;
+}
+
+std::string AlertingService::View(const std::string& key) {
+  if (!LockUnlessEvaluating()) {
+    {
+      absl::MutexLock v(&views_mu_);
+      auto it = views_.find(key);
+      if (it != views_.end()) return it->second;
+    }
+    mu_.Lock();  // Never read before: wait for the evaluation.
+  }
   DrainLocked();
-  return AlertsAPIData(manager_).dump();
+  std::string out = RenderViewLocked(key);
+  mu_.Unlock();
+  return out;
+}
+
+std::string AlertingService::RenderViewLocked(const std::string& key) {
+  std::string out = key == "alerts"
+                        ? AlertsAPIData(manager_).dump()
+                        : RulesAPIData(manager_, absl::string_view(key).substr(6)).dump();
+  absl::MutexLock v(&views_mu_);
+  views_[key] = out;
+  return out;
+}
+
+void AlertingService::RefreshViewsLocked() {
+  std::vector<std::string> keys;
+  {
+    absl::MutexLock v(&views_mu_);
+    for (const auto& [key, view] : views_) keys.push_back(key);
+  }
+  for (const std::string& key : keys) RenderViewLocked(key);
 }
 
 void AlertingService::RegisterRoutes(httplib::Server* server) {
@@ -359,8 +408,9 @@ void AlertingService::RegisterRoutes(httplib::Server* server) {
 
 void AlertingService::ExportMetrics(metrics::Registry* registry) {
   registry->AddCollectHook([this, registry] {
-    {
-      absl::MutexLock l(&mu_);
+    // While an evaluation holds mu_ the rule group gauges keep their last values
+    // (a scrape must not wait for the rules' queries).
+    if (LockUnlessEvaluating()) {
       DrainLocked();
       for (const RuleGroup& g : rules_.groups) {
         const GroupMetrics* m = manager_.scheduler_view().metrics(g.Key());
@@ -383,6 +433,7 @@ void AlertingService::ExportMetrics(metrics::Registry* registry) {
                        "Duration of the last rule group evaluation.", labels)
             ->Set(absl::ToDoubleSeconds(m->last_duration));
       }
+      mu_.Unlock();
     }
     const NotifierMetrics n = notifier_.metrics();
     for (const auto& [url, v] : n.sent) {

@@ -18,6 +18,7 @@
 #ifndef VIGIL_ALERTING_SERVICE_H_
 #define VIGIL_ALERTING_SERVICE_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -165,6 +166,15 @@ class AlertingService {
   void Notify(const std::vector<PendingNotification>& notes);
   // Proposes the --rule_files set if it waits for this node's leadership.
   void MaybeProposeStartupRules();
+  // The API's reads ("alerts", "rules/<type>"): rendered now when mu_ is free;
+  // while an evaluation holds it (every rule's query runs under mu_, and a query
+  // may wait for slow replicas), the view as of the start of that evaluation.
+  std::string View(const std::string& key);
+  // Locks mu_, or returns false at once if an evaluation holds it.
+  bool LockUnlessEvaluating() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true, mu_);
+  std::string RenderViewLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Re-renders the views read so far; Tick calls it before evaluating.
+  void RefreshViewsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AlertingServiceOptions opts_;
   const Clock* const clock_;
@@ -188,6 +198,15 @@ class AlertingService {
   Event stop_event_;
   // The --rule_files set until this node proposed it as leader.
   std::optional<RuleSet> startup_rules_ ABSL_GUARDED_BY(mu_);
+
+  // True while Tick evaluates rules under mu_ (written under mu_). Then the API
+  // serves views_, which Tick rendered just before: the state as of the start of
+  // that evaluation, which is what a reader blocking on mu_ would see until it
+  // ends.
+  std::atomic<bool> evaluating_{false};
+  // The last rendering of each API view (View); keys from a fixed set.
+  absl::Mutex views_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<std::string, std::string> views_ ABSL_GUARDED_BY(views_mu_);
 
   absl::Mutex inbox_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::vector<std::function<void()>> inbox_ ABSL_GUARDED_BY(inbox_mu_);

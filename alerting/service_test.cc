@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "alerting/promql.h"
 #include "alerting/testing/service_helpers.h"
@@ -557,6 +558,67 @@ TEST_F(AlertingServiceTest, RuleFilesSeedButDoNotReplaceAnAppliedSet) {
   EXPECT_THAT(group_names(*reconfigured), ::testing::ElementsAre("edited"));
   EXPECT_THAT(group_names(*first), ::testing::ElementsAre("edited"));
   std::remove(edited.c_str());
+}
+
+// A querier whose queries wait until released: a query held by a slow replica.
+class BlockingQuerier : public RuleQuerier {
+ public:
+  absl::StatusOr<std::vector<Series>> Query(absl::string_view, absl::Time) override {
+    absl::MutexLock l(&mu_);
+    ++entered_;
+    mu_.Await(absl::Condition(&released_));
+    return std::vector<Series>{};
+  }
+  void WaitEntered() {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(+[](int* n) { return *n > 0; }, &entered_));
+  }
+  void Release() {
+    absl::MutexLock l(&mu_);
+    released_ = true;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The leader evaluates under its lock; /api/v1/alerts, /api/v1/rules and
+// /metrics meanwhile serve the state as of the evaluation's start instead of
+// waiting for its queries.
+TEST_F(AlertingServiceTest, ReadsDoNotWaitForARunningEvaluation) {
+  BlockingQuerier querier;
+  FakeReplicator log;
+  AlertingService s(Opts(), &clock_, &querier, nullptr, &log, &am_a_);
+  log.AddMember(&s);
+  metrics::Registry registry;
+  s.ExportMetrics(&registry);
+  s.OnLeadershipChange(log.term());
+  ASSERT_OK(s.ApplyRuleContents({{"node.yml", kRules}}, [](absl::Status) {}));
+  const std::string rules = s.RulesJSON();
+  const std::string alerts = s.AlertsJSON();
+  clock_.Advance(absl::Minutes(1));  // The group is due.
+  std::thread tick([&] { s.Tick(); });
+  querier.WaitEntered();
+  // Reads from another thread, so that a regression fails instead of hanging.
+  absl::Notification read;
+  std::string rules_during, alerts_during;
+  std::thread reader([&] {
+    rules_during = s.RulesJSON();
+    alerts_during = s.AlertsJSON();
+    registry.Expose();
+    read.Notify();
+  });
+  EXPECT_TRUE(read.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  querier.Release();
+  tick.join();
+  reader.join();
+  EXPECT_EQ(rules_during, rules);
+  EXPECT_EQ(alerts_during, alerts);
+  // Once the evaluation ended, reads see it.
+  EXPECT_NE(s.RulesJSON(), rules);
+  EXPECT_THAT(nlohmann::json::parse(s.RulesJSON())["groups"][0]["rules"][0]["health"], "ok");
 }
 
 }  // namespace
