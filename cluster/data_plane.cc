@@ -79,6 +79,9 @@ class DataPlane::ClusterSource final : public query::SeriesSource {
     FanoutOptions o;
     o.self = dp_->opts_.self;
     o.timeout = dp_->opts_.read_timeout;
+    o.hedge_delay = dp_->opts_.read_hedge_delay;
+    o.attempt_timeout = dp_->opts_.read_attempt_timeout;
+    o.suspects = &dp_->read_suspects_;
     o.partial_response = partial_;
     return std::make_unique<FanoutSource>(*std::move(map), dp_->router_.get(), dp_->opts_.clock,
                                           o);

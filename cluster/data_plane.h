@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "cluster/anti_entropy.h"
 #include "cluster/cluster_state.h"
+#include "cluster/fanout_source.h"
 #include "cluster/grpc_replica_client.h"
 #include "cluster/hints.h"
 #include "cluster/local_replica.h"
@@ -60,6 +61,9 @@ struct DataPlaneOptions {
   uint32_t num_shards = 64;   // the storage's; maps with another count are refused
   absl::Duration write_timeout = absl::Seconds(5);
   absl::Duration read_timeout = absl::Seconds(30);
+  // FanoutOptions::hedge_delay and attempt_timeout of every query's reads.
+  absl::Duration read_hedge_delay = absl::Milliseconds(400);
+  absl::Duration read_attempt_timeout = absl::Seconds(10);
   bool partial_response = false;  // the default of QuerySource()
   // Background work; false leaves it to the *Once() calls (tests).
   bool background = true;
@@ -194,6 +198,8 @@ class DataPlane {
   std::unique_ptr<Router> router_;
   HintStore hints_;
   QuorumWriter writer_;
+  // Nodes whose reads recently failed or were hedged: every query asks them last.
+  mutable SuspectNodes read_suspects_{opts_.clock};
 
   // Notified with stopping_: cuts the background loops' monotonic waits short.
   Event stop_event_;

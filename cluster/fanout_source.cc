@@ -20,14 +20,19 @@ bool IsQueryError(const absl::Status& s) {
          s.code() == absl::StatusCode::kResourceExhausted;
 }
 
-// The order in which to ask a shard's replicas: this node first.
-std::vector<NodeId> Candidates(const ShardPlacement& p, NodeId self) {
+// The order in which to ask a shard's replicas: this node first, suspects last.
+std::vector<NodeId> Candidates(const ShardPlacement& p, NodeId self,
+                               const SuspectNodes* suspects) {
   std::vector<NodeId> out;
   if (std::find(p.replicas.begin(), p.replicas.end(), self) != p.replicas.end()) {
     out.push_back(self);
   }
   for (NodeId n : p.replicas) {
     if (n != self) out.push_back(n);
+  }
+  if (suspects != nullptr) {
+    std::stable_partition(out.begin(), out.end(),
+                          [suspects](NodeId n) { return !suspects->IsSuspect(n); });
   }
   return out;
 }
@@ -62,6 +67,8 @@ struct Ask {
   NodeId node = 0;
   std::vector<uint32_t> shards;
   absl::Time sent;
+  bool answered = false;
+  bool hedged = false;  // its hedge time passed unanswered
 };
 
 // Per-shard bookkeeping of one Gather.
@@ -85,7 +92,7 @@ class Gatherer {
         deadline_(clock->MonotonicNow() + opts.timeout) {
     shards_.resize(map.num_shards());
     for (uint32_t s = 0; s < map.num_shards(); ++s) {
-      shards_[s].candidates = Candidates(map.shards[s], opts_.self);
+      shards_[s].candidates = Candidates(map.shards[s], opts_.self, opts_.suspects);
       shards_[s].need = ReadQuorum(map.shards[s].replicas.size());
     }
   }
@@ -152,7 +159,8 @@ class Gatherer {
 };
 
 absl::Status Gatherer::Absorb(size_t id, absl::StatusOr<ReplicaReadReply> result) {
-  const Ask& ask = asks_[id];
+  Ask& ask = asks_[id];
+  ask.answered = true;
   for (uint32_t s : ask.shards) {
     std::vector<size_t>& f = shards_[s].in_flight;
     f.erase(std::remove(f.begin(), f.end(), id), f.end());
@@ -160,8 +168,10 @@ absl::Status Gatherer::Absorb(size_t id, absl::StatusOr<ReplicaReadReply> result
   if (!result.ok()) {
     if (IsQueryError(result.status())) return result.status();
     failed_.emplace(ask.node, result.status());
+    if (opts_.suspects != nullptr) opts_.suspects->Suspect(ask.node);
     return absl::OkStatus();
   }
+  if (opts_.suspects != nullptr) opts_.suspects->Clear(ask.node);
   slowest_ = std::max(slowest_, clock_->MonotonicNow() - ask.sent);
   for (uint32_t s : ask.shards) ++shards_[s].got;
   replies_[ask.node].push_back(*std::move(result));
@@ -169,6 +179,11 @@ absl::Status Gatherer::Absorb(size_t id, absl::StatusOr<ReplicaReadReply> result
 }
 
 void Gatherer::Dispatch(absl::Time now) {
+  for (Ask& ask : asks_) {
+    if (ask.answered || ask.hedged || HedgeAt(ask) > now) continue;
+    ask.hedged = true;
+    if (opts_.suspects != nullptr) opts_.suspects->Suspect(ask.node);
+  }
   std::map<NodeId, std::vector<uint32_t>> round;
   for (uint32_t s = 0; s < shards_.size(); ++s) {
     ShardProgress& p = shards_[s];
@@ -259,6 +274,22 @@ std::vector<std::string> Gatherer::ShortShards() const {
 }
 
 }  // namespace
+
+void SuspectNodes::Suspect(NodeId n) {
+  absl::MutexLock l(&mu_);
+  until_[n] = clock_->MonotonicNow() + ttl_;
+}
+
+void SuspectNodes::Clear(NodeId n) {
+  absl::MutexLock l(&mu_);
+  until_.erase(n);
+}
+
+bool SuspectNodes::IsSuspect(NodeId n) const {
+  absl::MutexLock l(&mu_);
+  auto it = until_.find(n);
+  return it != until_.end() && clock_->MonotonicNow() < it->second;
+}
 
 std::vector<Series> MergeSeries(std::vector<std::vector<Series>> lists) {
   std::vector<Series> all;

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,28 @@
 #include "query/series_source.h"
 
 namespace vigil::cluster {
+
+// Nodes whose reads recently failed or went unanswered past the hedge delay.
+// FanoutSource asks them last among a shard's replicas, so that while a node is
+// paused or cut off only the first query per `ttl` pays a hedge delay for it.
+// A node stops being suspect `ttl` after it was last suspected, or once it
+// answers. Shared by the FanoutSources of one node (DataPlane owns one).
+// Thread-safe.
+class SuspectNodes {
+ public:
+  // `clock` (monotonic time) must outlive this object.
+  explicit SuspectNodes(const Clock* clock, absl::Duration ttl = absl::Seconds(10))
+      : clock_(clock), ttl_(ttl) {}
+  void Suspect(NodeId n);
+  void Clear(NodeId n);
+  bool IsSuspect(NodeId n) const;
+
+ private:
+  const Clock* const clock_;
+  const absl::Duration ttl_;
+  mutable absl::Mutex mu_;
+  std::map<NodeId, absl::Time> until_ ABSL_GUARDED_BY(mu_);  // monotonic
+};
 
 struct FanoutOptions {
   NodeId self = 0;  // asked first for the shards it holds; 0 for none
@@ -66,6 +89,8 @@ struct FanoutOptions {
   // it is re-checked). Null: a real monotonic wait (production). Tests with a
   // FakeClock advance it here (nothing else moves time while the call waits).
   std::function<void(Event* wake, absl::Time until)> wait_for_testing;
+  // Optional (may be null); must outlive the FanoutSource.
+  SuspectNodes* suspects = nullptr;
 };
 
 // Merges series lists (each sorted by labels) into one sorted list: series with

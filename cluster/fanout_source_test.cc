@@ -280,6 +280,46 @@ TEST_F(HedgedReadTest, FastReplicasGiveTheSameAnswerAsWithoutLatency) {
   }
 }
 
+// While a node is silent only the first query per suspect TTL waits for it.
+TEST_F(HedgedReadTest, SuspectNodeIsAskedLastUntilItsSuspicionExpires) {
+  SuspectNodes suspects(&clock_, absl::Seconds(10));
+  FanoutOptions o = Options();
+  o.suspects = &suspects;
+  reader_.SetLatency(2, kSilent);
+  absl::Duration elapsed;
+  ASSERT_OK(Select(o, &elapsed).status());
+  EXPECT_EQ(elapsed, absl::Milliseconds(400));
+  EXPECT_TRUE(suspects.IsSuspect(2));
+  EXPECT_FALSE(suspects.IsSuspect(3));
+
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(o, &elapsed));
+  EXPECT_EQ(elapsed, absl::ZeroDuration());
+  EXPECT_EQ(reader_.reads(2), 1);  // not asked again
+  EXPECT_EQ(reader_.reads(3), 2);
+  EXPECT_THAT(Times(r.series[0]), ElementsAre(10, 20, 30, 40));
+
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_FALSE(suspects.IsSuspect(2));
+  ASSERT_OK(Select(o, &elapsed).status());
+  EXPECT_EQ(elapsed, absl::Milliseconds(400));
+  EXPECT_EQ(reader_.reads(2), 2);
+}
+
+TEST_F(HedgedReadTest, FailedNodesAreSuspectedAndAnswersClearSuspicion) {
+  SuspectNodes suspects(&clock_);
+  FanoutOptions o = Options();
+  o.suspects = &suspects;
+  suspects.Suspect(2);
+  nodes_.SetMode(3, Mode::kDown);
+  absl::Duration elapsed;
+  ASSERT_OK_AND_ASSIGN(query::SelectResult r, Select(o, &elapsed));
+  EXPECT_EQ(reader_.reads(3), 1);  // asked before the suspect, failed
+  EXPECT_EQ(reader_.reads(2), 1);
+  EXPECT_THAT(Times(r.series[0]), ElementsAre(10, 20, 30));
+  EXPECT_FALSE(suspects.IsSuspect(2));
+  EXPECT_TRUE(suspects.IsSuspect(3));
+}
+
 // A query error from any replica ends the call at once, even with a silent one.
 TEST_F(HedgedReadTest, QueryErrorEndsTheCallAtOnce) {
   reader_.SetLatency(2, kSilent);

@@ -377,6 +377,8 @@ absl::Status Node::StartDataPlane() {
   o.num_shards = opts_.storage.num_shards;
   o.write_timeout = c.write_timeout;
   o.read_timeout = opts_.http.default_query_timeout;
+  o.read_hedge_delay = c.read_hedge_delay;
+  o.read_attempt_timeout = c.read_attempt_timeout;
   o.partial_response = c.partial_response;
   o.anti_entropy_interval = c.anti_entropy_interval;
   storage::TSDB* db = storage_owner_.get();

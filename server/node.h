@@ -47,6 +47,11 @@ struct ClusterNodeOptions {
   uint32_t replication_factor = 3;  // capped at the number of peers
   bool partial_response = false;    // queries return what they can, with warnings
   absl::Duration write_timeout = absl::Seconds(5);
+  // Reads: a replica silent this long is hedged (its shards ask the next one;
+  // InfiniteDuration: never), and one read's deadline while another replica is
+  // left (cluster/fanout_source.h).
+  absl::Duration read_hedge_delay = absl::Milliseconds(400);
+  absl::Duration read_attempt_timeout = absl::Seconds(10);
   absl::Duration anti_entropy_interval = absl::Seconds(30);
   // Non-empty: join an existing cluster through this member's gRPC address
   // (HOST:PORT) instead of bootstrapping; `peers` then holds this node's own

@@ -48,6 +48,13 @@ DEFINE_string(join, "",
               "--peers, its entry for --node_id is announced instead.");
 DEFINE_string(write_timeout, "5s", "Cluster: how long a write waits for its replicas' quorum.");
 DEFINE_string(anti_entropy_interval, "30s", "Cluster: how often replicas are compared.");
+DEFINE_string(read_hedge_delay, "400ms",
+              "Cluster: a replica that has not answered a query's read this long is hedged: its "
+              "shards ask their next replica (at least twice the slowest answer so far); 0 "
+              "disables hedging.");
+DEFINE_string(read_attempt_timeout, "10s",
+              "Cluster: the deadline of one replica read while the shards have another replica "
+              "left (the query timeout bounds the whole query).");
 DEFINE_string(alertmanager_url, "",
               "Alertmanager base URLs (http://HOST:PORT), comma-separated; alerts are POSTed to "
               "<url>/api/v2/alerts by the node that evaluates rules.");
@@ -121,6 +128,12 @@ int Main() {
     opts.cluster.replication_factor = FLAGS_replication_factor;
     opts.cluster.partial_response = FLAGS_partial_response;
     opts.cluster.write_timeout = DurationFlag("write_timeout", FLAGS_write_timeout);
+    opts.cluster.read_hedge_delay = DurationFlag("read_hedge_delay", FLAGS_read_hedge_delay);
+    if (opts.cluster.read_hedge_delay == absl::ZeroDuration()) {
+      opts.cluster.read_hedge_delay = absl::InfiniteDuration();
+    }
+    opts.cluster.read_attempt_timeout =
+        DurationFlag("read_attempt_timeout", FLAGS_read_attempt_timeout);
     opts.cluster.anti_entropy_interval =
         DurationFlag("anti_entropy_interval", FLAGS_anti_entropy_interval);
   }
