@@ -21,7 +21,8 @@
 // (attempt_timeout); the last candidates get the whole query deadline.
 //
 // Reads use each shard's current replica set, also during a move (the pending
-// owners are still being filled). This node's replica is asked first.
+// owners are still being filled). This node's replica is asked first, nodes
+// that recently failed or were hedged (SuspectNodes, if given) last.
 // Construct one per query (it is cheap) with the current ShardMap. Thread-safe;
 // blocks the calling thread until every shard has its answers or the query
 // deadline (FanoutOptions::timeout, on the Clock's monotonic time) passed.
